@@ -1,0 +1,41 @@
+"""Targets and study files: strict schemas, loading, typed values.
+
+Unknown keys are errors (the lab workflow silently ignored ``mutate_params`` and ran 108
+of 370 planned runs); every message names the file, line and field.
+"""
+
+from hyperjoule.config._load import LoadedStudy, load_study, load_targets, resolve_command
+from hyperjoule.config._study import (
+    BackgroundConfig,
+    DefaultExperiment,
+    Defaults,
+    Experiment,
+    ForegroundConfig,
+    MutationExperiment,
+    ParallelExperiment,
+    StudyFile,
+)
+from hyperjoule.config._targets import Hyperparameter, MetricSpec, Target, TargetsFile
+from hyperjoule.config._values import canonical_key, coerce_value, format_value
+
+__all__ = [
+    "BackgroundConfig",
+    "DefaultExperiment",
+    "Defaults",
+    "Experiment",
+    "ForegroundConfig",
+    "Hyperparameter",
+    "LoadedStudy",
+    "MetricSpec",
+    "MutationExperiment",
+    "ParallelExperiment",
+    "StudyFile",
+    "Target",
+    "TargetsFile",
+    "canonical_key",
+    "coerce_value",
+    "format_value",
+    "load_study",
+    "load_targets",
+    "resolve_command",
+]

@@ -1,0 +1,134 @@
+"""Schema of ``study.yaml``: which experiments to run on which targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Discriminator, Field, Tag, field_validator
+
+from hyperjoule.config._targets import Scalar, StrictModel
+
+__all__ = [
+    "BackgroundConfig",
+    "DefaultExperiment",
+    "Defaults",
+    "Experiment",
+    "ForegroundConfig",
+    "MutationExperiment",
+    "ParallelExperiment",
+    "StudyFile",
+]
+
+Mutate = Union[Literal["all"], list[str]]
+
+
+class Defaults(StrictModel):
+    """Values every experiment inherits unless it sets its own."""
+
+    runs: int = Field(default=1, ge=1)
+    max_retries: int = Field(default=0, ge=0)
+    cooldown_s: float = Field(default=0.0, ge=0)
+
+
+class _ExperimentBase(StrictModel):
+    target: str
+    model: str | None = None
+    runs: int | None = Field(default=None, ge=1)
+    max_retries: int | None = Field(default=None, ge=0)
+    cooldown_s: float | None = Field(default=None, ge=0)
+    hyperparameters: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class DefaultExperiment(_ExperimentBase):
+    """Run the (given or default) hyperparameters ``runs`` times."""
+
+    mode: Literal["default"] = "default"
+
+
+class MutationExperiment(_ExperimentBase):
+    """Run ``runs`` distinct mutated configurations of the named hyperparameters."""
+
+    mode: Literal["mutation"]
+    mutate: Mutate = "all"
+    strategy: Literal["joint", "one_at_a_time"] = "joint"
+
+    @field_validator("mutate")
+    @classmethod
+    def _non_empty(cls, value: Mutate) -> Mutate:
+        if isinstance(value, list) and not value:
+            raise ValueError("'mutate' is empty; name hyperparameters or write 'all'")
+        return value
+
+
+class ForegroundConfig(StrictModel):
+    """The measured run of a parallel experiment (mutated when ``mutate`` is given)."""
+
+    target: str
+    model: str | None = None
+    runs: int | None = Field(default=None, ge=1)
+    mutate: Mutate | None = None
+    strategy: Literal["joint", "one_at_a_time"] = "joint"
+    hyperparameters: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class BackgroundConfig(StrictModel):
+    """The training job that loops as a load while the foreground is measured."""
+
+    target: str
+    model: str | None = None
+    hyperparameters: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class ParallelExperiment(StrictModel):
+    """A measured foreground run while a supervised background job loads the machine."""
+
+    mode: Literal["parallel"]
+    foreground: ForegroundConfig
+    background: BackgroundConfig | list[BackgroundConfig]
+    max_retries: int | None = Field(default=None, ge=0)
+    cooldown_s: float | None = Field(default=None, ge=0)
+
+    @field_validator("background")
+    @classmethod
+    def _non_empty(
+        cls, value: BackgroundConfig | list[BackgroundConfig]
+    ) -> BackgroundConfig | list[BackgroundConfig]:
+        if isinstance(value, list) and not value:
+            raise ValueError("'background' is empty; give the target that loads the machine")
+        return value
+
+    @property
+    def backgrounds(self) -> list[BackgroundConfig]:
+        """The background jobs as a list."""
+        return self.background if isinstance(self.background, list) else [self.background]
+
+
+def _mode_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("mode", "default"))
+    return str(getattr(value, "mode", "default"))
+
+
+Experiment = Annotated[
+    Union[
+        Annotated[DefaultExperiment, Tag("default")],
+        Annotated[MutationExperiment, Tag("mutation")],
+        Annotated[ParallelExperiment, Tag("parallel")],
+    ],
+    Discriminator(
+        _mode_of,
+        custom_error_type="invalid_mode",
+        custom_error_message="mode must be one of default, mutation, parallel",
+    ),
+]
+
+
+class StudyFile(StrictModel):
+    """The whole ``study.yaml``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    targets: Path | dict[str, Any]
+    seed: int = 0
+    defaults: Defaults = Field(default_factory=Defaults)
+    experiments: list[Experiment] = Field(min_length=1)

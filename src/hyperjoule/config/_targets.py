@@ -1,0 +1,124 @@
+"""Schema of ``targets.yaml``: how to launch each training target and what it accepts."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = ["Hyperparameter", "MetricSpec", "StrictModel", "Target", "TargetsFile"]
+
+Scalar = Union[int, float, str, bool]
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors, never ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Hyperparameter(StrictModel):
+    """One hyperparameter of a target: its flag, type, default and sampling space."""
+
+    flag: str = Field(min_length=1)
+    type: Literal["int", "float", "choice"]
+    default: Scalar
+    range: tuple[float, float] | None = None
+    choices: list[Scalar] | None = None
+    distribution: Literal["uniform", "log_uniform"] = "uniform"
+    zero_probability: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _check_space(self) -> Hyperparameter:
+        if self.type == "choice":
+            if not self.choices:
+                raise ValueError("type choice needs a non-empty 'choices' list")
+            if self.range is not None:
+                raise ValueError("type choice takes 'choices', not 'range'")
+            if self.default not in self.choices:
+                raise ValueError(f"default {self.default!r} is not one of choices {self.choices}")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"'choices' is only for type choice (this is type {self.type})")
+        if isinstance(self.default, bool) or not isinstance(self.default, (int, float)):
+            raise ValueError(f"default {self.default!r} is not a number (type {self.type})")
+        if self.type == "int" and not float(self.default).is_integer():
+            raise ValueError(f"default {self.default!r} is not an integer (type int)")
+        if self.range is not None:
+            low, high = self.range
+            if not (math.isfinite(low) and math.isfinite(high)):
+                raise ValueError("range bounds must be finite numbers")
+            if low >= high:
+                raise ValueError(f"range [{low:g}, {high:g}] is reversed or empty; write [min, max]")
+            if self.type == "int" and not (low.is_integer() and high.is_integer()):
+                raise ValueError(f"range [{low:g}, {high:g}] of an int must hold integers")
+            if self.distribution == "log_uniform" and low <= 0:
+                raise ValueError(
+                    f"log_uniform needs a range above 0 (got [{low:g}, {high:g}]); "
+                    "use zero_probability for a chance of exactly 0"
+                )
+        return self
+
+    @property
+    def mutable(self) -> bool:
+        """True when the hyperparameter has a space to sample from."""
+        return self.choices is not None or self.range is not None
+
+
+class MetricSpec(StrictModel):
+    """Regex fallback for one metric: a pattern with exactly one numeric capture group."""
+
+    regex: str
+    match: Literal["first", "last"] = "last"
+
+    @field_validator("regex")
+    @classmethod
+    def _check_regex(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as e:
+            raise ValueError(f"invalid regular expression: {e}") from None
+        if compiled.groups != 1:
+            raise ValueError(f"regex needs exactly one capture group, found {compiled.groups}")
+        return value
+
+
+class Target(StrictModel):
+    """A training target: a command, its models, fixed arguments and hyperparameters."""
+
+    workdir: Path = Path(".")
+    command: list[str] = Field(min_length=1)
+    models: list[str] | None = None
+    model_flag: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float | None = Field(default=None, gt=0)
+    assets: list[str] = Field(default_factory=list)
+    offline: bool = False
+    hyperparameters: dict[str, Hyperparameter] = Field(default_factory=dict)
+    metrics: dict[str, MetricSpec] = Field(default_factory=dict)
+    required_metrics: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_models(self) -> Target:
+        if self.models is not None:
+            if not self.models:
+                raise ValueError("'models' is empty; list the models or leave the key out")
+            if len(set(self.models)) != len(self.models):
+                raise ValueError("'models' lists a model twice")
+            if not self.model_flag:
+                raise ValueError("a target with 'models' needs 'model_flag' (e.g. --model)")
+        flags = [hp.flag for hp in self.hyperparameters.values()]
+        dupes = sorted({f for f in flags if flags.count(f) > 1})
+        if dupes:
+            raise ValueError(f"several hyperparameters use the flag {dupes[0]}")
+        return self
+
+
+class TargetsFile(StrictModel):
+    """The whole ``targets.yaml``."""
+
+    targets: dict[str, Target] = Field(min_length=1)

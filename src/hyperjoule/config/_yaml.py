@@ -1,0 +1,95 @@
+"""Reading YAML/JSON config files while keeping line numbers for error messages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hyperjoule.errors import ConfigError
+
+__all__ = ["ConfigDocument", "read_document"]
+
+
+class ConfigDocument:
+    """A parsed config file: its data plus a map from field paths to line numbers."""
+
+    def __init__(self, path: Path, data: Any, node: yaml.Node | None) -> None:
+        self.path = path
+        self.data = data
+        self._node = node
+
+    def line_of(self, loc: Sequence[str | int]) -> int | None:
+        """Return the 1-based line of the deepest node found along ``loc``."""
+        node = self._node
+        line = None if node is None else node.start_mark.line + 1
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                match = next(
+                    (v for k, v in node.value if getattr(k, "value", None) == str(part)), None
+                )
+                if match is None:
+                    # The key is absent (a missing field): point at the mapping itself.
+                    break
+                # Point at the key's line: a value can span many lines.
+                key_node = next(k for k, v in node.value if v is match)
+                line = key_node.start_mark.line + 1
+                node = match
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                if part >= len(node.value):
+                    break
+                node = node.value[part]
+                line = node.start_mark.line + 1
+            else:
+                break
+        return line
+
+    def error(self, loc: Sequence[str | int], message: str) -> ConfigError:
+        """Build a :class:`ConfigError` for the field at ``loc``."""
+        field = ".".join(str(p) for p in loc)
+        return ConfigError(self.path, field, message, line=self.line_of(loc))
+
+
+def read_document(path: Path, *, what: str) -> ConfigDocument:
+    """Read a YAML or JSON file into a :class:`ConfigDocument`.
+
+    Args:
+        path: File to read.
+        what: What the file is, for messages ("study file", "targets file").
+
+    Raises:
+        ConfigError: The file is missing, unreadable or not valid YAML/JSON.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, "", f"{what} not found; check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "", f"{what} is a directory; give the file's path") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(path, "", f"cannot read {what}: {e}") from None
+
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(path, "", f"invalid JSON: {e.msg}", line=e.lineno) from None
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            line = None if mark is None else mark.line + 1
+            raise ConfigError(path, "", f"invalid YAML: {problem}", line=line) from None
+    try:
+        # JSON is (almost) YAML: composing gives line numbers for both formats.
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        node = None
+    if not isinstance(data, dict):
+        raise ConfigError(path, "", f"{what} must be a mapping of keys to values at the top level")
+    return ConfigDocument(path, data, node)

@@ -1,0 +1,258 @@
+"""The run record and the planned run: the data every stage of hyperjoule passes on.
+
+A :class:`RunSpec` is one fully resolved planned run (what to execute); a
+:class:`RunRecord` is what happened when it ran (what ``run.json``, the database and
+``runs --format json`` hold). Units are in every field name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal, Union
+
+__all__ = [
+    "ATTRIBUTIONS",
+    "ENERGY_COMPONENTS",
+    "METHODS",
+    "BackgroundSpec",
+    "EnergyBlock",
+    "EnergyComponent",
+    "HyperValue",
+    "PowerBlock",
+    "RunRecord",
+    "RunSpec",
+    "RunStatus",
+]
+
+HyperValue = Union[int, float, str, bool]
+"""A resolved hyperparameter value, typed as its declaration says."""
+
+ENERGY_COMPONENTS = ("gpu", "cpu_pkg", "cpu_dram")
+"""Energy components of a record, in the order they are reported."""
+
+METHODS = ("counter", "integrated", "estimated", "unavailable")
+"""How a figure was obtained, from most to least trustworthy."""
+
+ATTRIBUTIONS = ("exclusive", "combined")
+
+Method = Literal["counter", "integrated", "estimated", "unavailable"]
+Attribution = Literal["exclusive", "combined"]
+
+
+class RunStatus(str, Enum):
+    """Outcome class of a run (of its last attempt).
+
+    ``running`` only exists while a run is in flight; a record left ``running`` by a
+    killed runner is turned into ``interrupted`` on the next ``run`` of its study.
+    """
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    OOM = "oom"
+    METRICS_MISSING = "metrics_missing"
+    INTERRUPTED = "interrupted"
+    RUNNING = "running"
+
+    @property
+    def finished(self) -> bool:
+        """True when the run ended for good (resume will not run its slot again)."""
+        return self not in (RunStatus.INTERRUPTED, RunStatus.RUNNING)
+
+
+@dataclass(frozen=True)
+class BackgroundSpec:
+    """The background load of a parallel-mode run (supervised by the parallel issue)."""
+
+    target: str
+    model: str | None
+    hyperparameters: dict[str, HyperValue]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One planned run, fully resolved.
+
+    Attributes:
+        slot_id: Stable identity of this run within its study's plan
+            (``e<experiment>-<n>``); resume runs each unfinished slot once.
+        study: Study name.
+        experiment: Index of the experiment in the study file (0-based).
+        target: Target name (``repository`` in ``summary.csv``).
+        model: Model name, or None when the target declares no models.
+        mode: ``default``, ``mutation`` or ``parallel``.
+        hyperparameters: Every declared hyperparameter with its resolved, typed value.
+        mutated: Names of the hyperparameters that differ from the defaults on purpose.
+        dedup_key: Canonical key of (target, model, mode, hyperparameters).
+        max_retries: Extra attempts after a failed one.
+        cooldown_s: Pause after the run, in seconds.
+        background: The background load (parallel mode only).
+    """
+
+    slot_id: str
+    study: str
+    experiment: int
+    target: str
+    model: str | None
+    mode: Literal["default", "mutation", "parallel"]
+    hyperparameters: dict[str, HyperValue]
+    mutated: tuple[str, ...]
+    dedup_key: str
+    max_retries: int = 0
+    cooldown_s: float = 0.0
+    background: tuple[BackgroundSpec, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        data = dataclasses.asdict(self)
+        data["mutated"] = list(self.mutated)
+        data["background"] = [dataclasses.asdict(b) for b in self.background]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSpec:
+        """Rebuild a spec written by :meth:`to_dict`."""
+        values = dict(data)
+        values["mutated"] = tuple(values.get("mutated", ()))
+        values["background"] = tuple(BackgroundSpec(**b) for b in values.get("background", ()))
+        return cls(**values)
+
+
+@dataclass
+class EnergyComponent:
+    """Energy of one component (GPU, CPU package, DRAM) over a run.
+
+    ``energy_j`` is None exactly when ``method`` is ``unavailable``; ``reason`` then says
+    why (and, for estimates, how the figure was made). Never a silent zero.
+    """
+
+    energy_j: float | None
+    method: Method
+    devices: list[str] = field(default_factory=list)
+    attribution: Attribution = "exclusive"
+    reason: str | None = None
+    sampling_period_s: float | None = None
+    wraps: int = 0
+
+    @classmethod
+    def unavailable(cls, reason: str) -> EnergyComponent:
+        """A component that could not be measured, with the reason."""
+        return cls(energy_j=None, method="unavailable", reason=reason)
+
+
+@dataclass
+class EnergyBlock:
+    """The ``energy`` block of a run record: one entry per component plus the total."""
+
+    components: dict[str, EnergyComponent] = field(default_factory=dict)
+
+    def get(self, name: str) -> EnergyComponent:
+        """Return a component, ``unavailable`` when no meter reported it."""
+        comp = self.components.get(name)
+        if comp is None:
+            return EnergyComponent.unavailable("no meter measured this component")
+        return comp
+
+    @property
+    def total_j(self) -> float | None:
+        """Sum of the available components; None when none is available."""
+        values = [c.energy_j for c in self.components.values() if c.energy_j is not None]
+        return float(sum(values)) if values else None
+
+    @property
+    def total_method(self) -> Method:
+        """The weakest method among the components in the total."""
+        used = [c.method for c in self.components.values() if c.energy_j is not None]
+        if not used:
+            return "unavailable"
+        return max(used, key=METHODS.index)  # type: ignore[return-value]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record's ``energy`` block (flat ``*_j`` figures plus details)."""
+        out: dict[str, Any] = {}
+        for name in ENERGY_COMPONENTS:
+            out[f"{name}_j"] = self.get(name).energy_j
+        out["total_j"] = self.total_j
+        out["total_method"] = self.total_method
+        out["total_components"] = [
+            n for n in ENERGY_COMPONENTS if self.get(n).energy_j is not None
+        ]
+        out["components"] = {n: dataclasses.asdict(self.get(n)) for n in ENERGY_COMPONENTS}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnergyBlock:
+        """Rebuild a block written by :meth:`to_dict`."""
+        comps = {n: EnergyComponent(**c) for n, c in data.get("components", {}).items()}
+        return cls(components=comps)
+
+
+@dataclass
+class PowerBlock:
+    """GPU power, temperature and utilisation summary over a run (None: not measured)."""
+
+    gpu_avg_w: float | None = None
+    gpu_max_w: float | None = None
+    gpu_min_w: float | None = None
+    gpu_temp_avg_c: float | None = None
+    gpu_temp_max_c: float | None = None
+    gpu_util_avg_pct: float | None = None
+    gpu_util_max_pct: float | None = None
+    samples: int = 0
+    sampling_period_s: float | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class RunRecord:
+    """Everything known about one run; the shape of ``run.json`` and of the database."""
+
+    run_id: str
+    study: str
+    session: str
+    slot_id: str
+    target: str
+    model: str | None
+    mode: str
+    hyperparameters: dict[str, HyperValue]
+    mutated: list[str]
+    dedup_key: str
+    status: RunStatus
+    attempts: int = 0
+    exit_code: int | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    duration_s: float | None = None
+    cpu_time_s: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    energy: EnergyBlock = field(default_factory=EnergyBlock)
+    power: PowerBlock = field(default_factory=PowerBlock)
+    background: dict[str, Any] | None = None
+    attempt_log: list[dict[str, Any]] = field(default_factory=list)
+    command: list[str] = field(default_factory=list)
+    run_dir: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form (``run.json``)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["status"] = self.status.value
+        data["energy"] = self.energy.to_dict()
+        data["power"] = self.power.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        """Rebuild a record written by :meth:`to_dict`."""
+        values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        values["status"] = RunStatus(values["status"])
+        values["energy"] = EnergyBlock.from_dict(data.get("energy") or {})
+        values["power"] = PowerBlock(**(data.get("power") or {}))
+        return cls(**values)
