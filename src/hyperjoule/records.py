@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 __all__ = [
     "ATTRIBUTIONS",
@@ -26,7 +26,7 @@ __all__ = [
     "RunStatus",
 ]
 
-HyperValue = Union[int, float, str, bool]
+HyperValue = int | float | str | bool
 """A resolved hyperparameter value, typed as its declaration says."""
 
 ENERGY_COMPONENTS = ("gpu", "cpu_pkg", "cpu_dram")
@@ -176,9 +176,7 @@ class EnergyBlock:
             out[f"{name}_j"] = self.get(name).energy_j
         out["total_j"] = self.total_j
         out["total_method"] = self.total_method
-        out["total_components"] = [
-            n for n in ENERGY_COMPONENTS if self.get(n).energy_j is not None
-        ]
+        out["total_components"] = [n for n in ENERGY_COMPONENTS if self.get(n).energy_j is not None]
         out["components"] = {n: dataclasses.asdict(self.get(n)) for n in ENERGY_COMPONENTS}
         return out
 

@@ -28,7 +28,6 @@ from hyperjoule.config._study import (
 from hyperjoule.config._targets import Hyperparameter, MetricSpec, Target, TargetsFile
 from hyperjoule.config._values import coerce_value
 from hyperjoule.config._yaml import ConfigDocument, read_document
-from hyperjoule.errors import ConfigError
 
 __all__ = ["LoadedStudy", "load_study", "load_targets", "resolve_command"]
 
@@ -91,10 +90,9 @@ def _clean_loc(data: Any, loc: Sequence[str | int]) -> list[str | int]:
     cleaned: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            cleaned.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
             cleaned.append(part)
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str) and not _is_union_member(part):
@@ -215,9 +213,19 @@ def _check_references(study: StudyFile, targets: dict[str, Target], doc: ConfigD
         loc: list[str | int] = ["experiments", index]
         if isinstance(exp, ParallelExperiment):
             fg = exp.foreground
-            _check_run(fg.target, fg.model, fg.hyperparameters, fg.mutate, targets, doc, [*loc, "foreground"])
+            _check_run(
+                fg.target,
+                fg.model,
+                fg.hyperparameters,
+                fg.mutate,
+                targets,
+                doc,
+                [*loc, "foreground"],
+            )
             for b_index, bg in enumerate(exp.backgrounds):
-                b_loc = [*loc, "background"] + ([b_index] if isinstance(exp.background, list) else [])
+                b_loc = [*loc, "background"] + (
+                    [b_index] if isinstance(exp.background, list) else []
+                )
                 _check_run(bg.target, bg.model, bg.hyperparameters, None, targets, doc, b_loc)
         else:
             mutate = exp.mutate if isinstance(exp, MutationExperiment) else None
@@ -272,7 +280,8 @@ def _check_run(
             if hp is None:
                 raise doc.error(
                     [*loc, "mutate", i],
-                    f"target '{target_name}' has no hyperparameter '{name}'{_suggest(name, declared)}",
+                    f"target '{target_name}' has no hyperparameter '{name}'"
+                    + _suggest(name, declared),
                 )
             if not hp.mutable:
                 raise doc.error(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator
 
@@ -20,7 +20,7 @@ __all__ = [
     "StudyFile",
 ]
 
-Mutate = Union[Literal["all"], list[str]]
+Mutate = Literal["all"] | list[str]
 
 
 class Defaults(StrictModel):
@@ -111,11 +111,9 @@ def _mode_of(value: Any) -> str:
 
 
 Experiment = Annotated[
-    Union[
-        Annotated[DefaultExperiment, Tag("default")],
-        Annotated[MutationExperiment, Tag("mutation")],
-        Annotated[ParallelExperiment, Tag("parallel")],
-    ],
+    Annotated[DefaultExperiment, Tag("default")]
+    | Annotated[MutationExperiment, Tag("mutation")]
+    | Annotated[ParallelExperiment, Tag("parallel")],
     Discriminator(
         _mode_of,
         custom_error_type="invalid_mode",

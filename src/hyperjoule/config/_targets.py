@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["Hyperparameter", "MetricSpec", "StrictModel", "Target", "TargetsFile"]
 
-Scalar = Union[int, float, str, bool]
+Scalar = int | float | str | bool
 
 
 class StrictModel(BaseModel):
@@ -52,7 +52,9 @@ class Hyperparameter(StrictModel):
             if not (math.isfinite(low) and math.isfinite(high)):
                 raise ValueError("range bounds must be finite numbers")
             if low >= high:
-                raise ValueError(f"range [{low:g}, {high:g}] is reversed or empty; write [min, max]")
+                raise ValueError(
+                    f"range [{low:g}, {high:g}] is reversed or empty; write [min, max]"
+                )
             if self.type == "int" and not (low.is_integer() and high.is_integer()):
                 raise ValueError(f"range [{low:g}, {high:g}] of an int must hold integers")
             if self.distribution == "log_uniform" and low <= 0:

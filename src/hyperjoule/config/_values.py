@@ -84,6 +84,8 @@ def canonical_key(
     canon: dict[str, object] = {}
     for name in sorted(hyperparameters):
         hp = declared.get(name)
-        canon[name] = hyperparameters[name] if hp is None else coerce_value(hp, hyperparameters[name])
+        canon[name] = (
+            hyperparameters[name] if hp is None else coerce_value(hp, hyperparameters[name])
+        )
     text = json.dumps([target, model, mode, canon], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:24]

@@ -77,17 +77,35 @@ def plan_study(loaded: LoadedStudy, measured_keys: MeasuredKeys | None = None) -
         mode: Literal["default", "mutation", "parallel"]
         if isinstance(exp, ParallelExperiment):
             fg = exp.foreground
-            request = _Run(fg.target, fg.model, fg.runs or study.defaults.runs,
-                           fg.hyperparameters, _names(loaded, fg.target, fg.mutate), fg.strategy)
+            request = _Run(
+                fg.target,
+                fg.model,
+                fg.runs or study.defaults.runs,
+                fg.hyperparameters,
+                _names(loaded, fg.target, fg.mutate),
+                fg.strategy,
+            )
             background = tuple(_background(loaded, bg) for bg in exp.backgrounds)
             mode = "parallel"
         elif isinstance(exp, MutationExperiment):
-            request = _Run(exp.target, exp.model, exp.runs or study.defaults.runs,
-                           exp.hyperparameters, _names(loaded, exp.target, exp.mutate), exp.strategy)
+            request = _Run(
+                exp.target,
+                exp.model,
+                exp.runs or study.defaults.runs,
+                exp.hyperparameters,
+                _names(loaded, exp.target, exp.mutate),
+                exp.strategy,
+            )
             mode = "mutation"
         else:
-            request = _Run(exp.target, exp.model, exp.runs or study.defaults.runs,
-                           exp.hyperparameters, None, "joint")
+            request = _Run(
+                exp.target,
+                exp.model,
+                exp.runs or study.defaults.runs,
+                exp.hyperparameters,
+                None,
+                "joint",
+            )
             mode = "default"
         target = loaded.targets[request.target]
         model = _model_of(target, request.model)
@@ -95,8 +113,12 @@ def plan_study(loaded: LoadedStudy, measured_keys: MeasuredKeys | None = None) -
         rng = random.Random(f"{study.seed}:{index}")
         where = f"{loaded.path}: experiments.{index}.runs"
 
-        def key_of(values: Mapping[str, HyperValue], _t: str = request.target,
-                   _m: str | None = model, _mode: str = mode) -> str:
+        def key_of(
+            values: Mapping[str, HyperValue],
+            _t: str = request.target,
+            _m: str | None = model,
+            _mode: str = mode,
+        ) -> str:
             return canonical_key(_t, _m, _mode, values, loaded.targets[_t].hyperparameters)
 
         if request.mutate is None:
@@ -145,7 +167,9 @@ def _names(loaded: LoadedStudy, target: str, mutate: str | list[str] | None) -> 
     if mutate == "all":
         names = [n for n, hp in loaded.targets[target].hyperparameters.items() if hp.mutable]
         if not names:
-            raise PlanError(f"target '{target}' has no hyperparameter with a range or choices to mutate")
+            raise PlanError(
+                f"target '{target}' has no hyperparameter with a range or choices to mutate"
+            )
         return names
     return list(mutate)
 
@@ -169,7 +193,9 @@ def _mutations(
     where: str,
 ) -> list[tuple[dict[str, HyperValue], tuple[str, ...]]]:
     assert request.mutate is not None
-    groups = [list(request.mutate)] if request.strategy == "joint" else [[n] for n in request.mutate]
+    groups = (
+        [list(request.mutate)] if request.strategy == "joint" else [[n] for n in request.mutate]
+    )
     configs: list[tuple[dict[str, HyperValue], tuple[str, ...]]] = []
     for names in groups:
         hps = [target.hyperparameters[n] for n in names]
@@ -207,7 +233,7 @@ def _draw_new(
     """Draw a configuration whose key is not taken; None when none is left."""
     for _ in range(_DRAWS_PER_RUN):
         values = dict(base)
-        for name, hp in zip(names, hps):
+        for name, hp in zip(names, hps, strict=True):
             values[name] = sample_value(hp, rng)
         if key_of(values) not in taken:
             return values
@@ -216,7 +242,7 @@ def _draw_new(
     # A nearly exhausted finite space: pick among what is left instead of guessing on.
     left = []
     for combo in itertools.product(*(_all_values(hp) for hp in hps)):
-        values = {**base, **dict(zip(names, combo))}
+        values = {**base, **dict(zip(names, combo, strict=True))}
         if key_of(values) not in taken:
             left.append(values)
     return rng.choice(left) if left else None

@@ -1,0 +1,91 @@
+"""Overhead of hyperjoule against the same commands run bare, side by side in one run.
+
+Six ~1 s runs of a small script: (a) run in a plain loop with subprocess, (b) run as a
+study with ``hyperjoule run`` (CLI start-up included). Prints both wall times and the
+ratio (goal: <= 1.35). Usage: ``python benchmarks/bench_overhead.py [--runs 6] [--sleep 1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+SCRIPT = textwrap.dedent(
+    """
+    import argparse, time
+    p = argparse.ArgumentParser()
+    p.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    a = p.parse_args()
+    end = time.perf_counter() + a.seconds
+    while time.perf_counter() < end:   # busy, like training
+        pass
+    print(f"Final test_accuracy={0.9 + a.seed * 1e-4}")
+    """
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="hj-bench-"))
+    try:
+        (root / "train.py").write_text(SCRIPT)
+        (root / "targets.yaml").write_text(
+            textwrap.dedent(
+                f"""
+                targets:
+                  busy:
+                    command: ["{{python}}", "train.py"]
+                    hyperparameters:
+                      seconds: {{flag: --seconds, type: float, default: {args.seconds}}}
+                      seed: {{flag: --seed, type: int, default: 1, range: [0, 9999]}}
+                    metrics:
+                      test_accuracy: {{regex: 'Final test_accuracy=([0-9.]+)'}}
+                    required_metrics: [test_accuracy]
+                """
+            )
+        )
+        bare_s: list[float] = []
+        tool_s: list[float] = []
+        hyperjoule = [sys.executable, "-m", "hyperjoule"]
+        for rep in range(args.repeat):
+            study = root / f"study{rep}.yaml"
+            study.write_text(
+                f"name: bench{rep}\ntargets: targets.yaml\nseed: {rep}\n"
+                f"experiments:\n  - {{target: busy, mode: mutation, mutate: [seed], "
+                f"runs: {args.runs}}}\n"
+            )
+            start = time.perf_counter()
+            for seed in range(args.runs):
+                subprocess.run(
+                    [sys.executable, "train.py", "--seconds", str(args.seconds), "--seed", str(seed)],
+                    cwd=root, check=True, stdout=subprocess.DEVNULL,
+                )
+            bare_s.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            subprocess.run(
+                [*hyperjoule, "run", str(study), "--results-dir", str(root / "results")],
+                check=True, stdout=subprocess.DEVNULL,
+            )
+            tool_s.append(time.perf_counter() - start)
+        bare, tool = min(bare_s), min(tool_s)
+        print(f"runs per study: {args.runs} x {args.seconds:.1f} s busy; best of {args.repeat}")
+        print(f"bare loop:        {bare:.2f} s")
+        print(f"hyperjoule run:   {tool:.2f} s (CLI start-up, planning, recording included)")
+        print(f"ratio:            {tool / bare:.3f}  (goal <= 1.35)")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""Terminal rendering for the CLI: progress bar, plan, run and target tables."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from hyperjoule.config import LoadedStudy, Target
+from hyperjoule.execution import PlanState, StudyResult
+from hyperjoule.records import RunRecord, RunSpec, RunStatus
+
+__all__ = [
+    "ProgressObserver",
+    "format_duration",
+    "print_plan",
+    "print_runs_table",
+    "print_study_result",
+    "print_targets",
+]
+
+_STATUS_STYLE = {
+    RunStatus.SUCCEEDED: "green",
+    RunStatus.INTERRUPTED: "yellow",
+    RunStatus.RUNNING: "cyan",
+}
+
+
+def _console() -> Console:
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+
+
+def format_duration(seconds: float | None) -> str:
+    """Format seconds as ``1h02m``, ``3m05s`` or ``4.2s``."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _energy(record: RunRecord) -> str:
+    total = record.energy.total_j
+    if total is None:
+        return "unavailable"
+    return f"{total:,.1f} J ({record.energy.total_method})"
+
+
+def _label(target: str, model: str | None) -> str:
+    return target if model is None else f"{target}/{model}"
+
+
+def _metrics(metrics: dict[str, float], limit: int = 3) -> str:
+    return " ".join(f"{k}={v:.4g}" for k, v in list(metrics.items())[:limit])
+
+
+class ProgressObserver:
+    """Draws a progress bar (run n/N, current target, elapsed, ETA) and a line per run."""
+
+    def __init__(self) -> None:
+        self.console = _console()
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.task: TaskID | None = None
+
+    def __enter__(self) -> ProgressObserver:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.progress.stop()
+
+    def study_started(self, study: str, session: str, plan: PlanState) -> None:
+        """Print what will run and start the bar."""
+        self.console.print(
+            f"study [bold]{study}[/]: {len(plan.specs)} planned, {len(plan.done)} already done, "
+            f"{len(plan.todo)} to run (session {session})"
+        )
+        self.task = self.progress.add_task("starting", total=len(plan.todo))
+
+    def run_started(self, index: int, total: int, spec: RunSpec, run_id: str) -> None:
+        """Show the current run in the bar."""
+        if self.task is not None:
+            self.progress.update(
+                self.task,
+                description=f"run {index}/{total} {_label(spec.target, spec.model)} ({spec.mode})",
+            )
+
+    def run_finished(self, index: int, total: int, record: RunRecord) -> None:
+        """Print one line for the recorded run and advance the bar."""
+        style = _STATUS_STYLE.get(record.status, "red")
+        reason = (
+            f" — {record.error}" if record.error and record.status != RunStatus.SUCCEEDED else ""
+        )
+        self.console.print(
+            f"[{style}]{record.status.value:<15}[/] {index}/{total} "
+            f"{_label(record.target, record.model)} {record.run_id} "
+            f"{format_duration(record.duration_s)} {_energy(record)} "
+            f"{_metrics(record.metrics)}{reason}"
+        )
+        if self.task is not None:
+            self.progress.advance(self.task)
+
+
+def print_study_result(result: StudyResult, results_dir: Path) -> None:
+    """Print the end-of-study summary."""
+    console = _console()
+    counts = Counter(r.status.value for r in result.records)
+    parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to run"
+    energy_j = sum(r.energy.total_j or 0.0 for r in result.records)
+    console.print(f"study {result.study}: {parts}; session {result.session}")
+    if result.records:
+        console.print(f"energy of this session's runs: {energy_j:,.1f} J (see each run's method)")
+    console.print(f"results: {results_dir / result.study / result.session}")
+    if result.interrupted:
+        console.print("[yellow]interrupted[/]: run the same command again to resume")
+
+
+def print_plan(loaded: LoadedStudy, state: PlanState) -> None:
+    """Print every planned run, the counts and the time estimate."""
+    console = _console()
+    table = Table(title=f"plan of study {loaded.name}", show_lines=False)
+    for col in ("slot", "state", "mode", "target/model", "mutated", "hyperparameters"):
+        table.add_column(col, overflow="fold")
+    for spec in state.specs:
+        params = " ".join(f"{k}={v}" for k, v in spec.hyperparameters.items())
+        table.add_row(
+            spec.slot_id,
+            "done" if spec.slot_id in state.done else "to run",
+            spec.mode,
+            _label(spec.target, spec.model),
+            ",".join(spec.mutated) or "-",
+            params,
+        )
+    console.print(table)
+    console.print(
+        f"{len(state.specs)} planned runs: {len(state.done)} done, {len(state.todo)} to run"
+    )
+    if not state.todo:
+        console.print("estimated time: nothing left to run")
+    elif state.estimate_s is not None:
+        console.print(
+            f"estimated time: {format_duration(state.estimate_s)} (median duration of earlier "
+            "runs of the same targets)"
+        )
+    else:
+        console.print(
+            "estimated time: unknown — no earlier runs of " + ", ".join(state.unestimated)
+        )
+
+
+def print_runs_table(records: list[RunRecord]) -> None:
+    """Print recorded runs as a table."""
+    console = _console()
+    table = Table(show_lines=False)
+    for col in (
+        "run_id",
+        "study",
+        "target/model",
+        "mode",
+        "status",
+        "duration",
+        "energy",
+        "metrics",
+    ):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        table.add_row(
+            r.run_id,
+            r.study,
+            _label(r.target, r.model),
+            r.mode,
+            r.status.value,
+            format_duration(r.duration_s),
+            _energy(r),
+            _metrics(r.metrics),
+        )
+    console.print(table)
+    console.print(f"{len(records)} runs")
+
+
+def print_targets(targets: dict[str, Target]) -> None:
+    """Print targets, their models and hyperparameters."""
+    console = _console()
+    for name, target in targets.items():
+        console.print(f"[bold]{name}[/]  workdir {target.workdir}")
+        console.print(f"  command: {' '.join(target.command + target.args)}")
+        if target.models:
+            console.print(f"  models ({target.model_flag}): {', '.join(target.models)}")
+        table = Table(show_lines=False, pad_edge=False)
+        for col in ("hyperparameter", "flag", "type", "default", "space", "distribution"):
+            table.add_column(col)
+        for hp_name, hp in target.hyperparameters.items():
+            space: Any = hp.choices if hp.choices is not None else hp.range
+            dist = hp.distribution if hp.range is not None else "choice" if hp.choices else "-"
+            if hp.zero_probability:
+                dist += f", P(0)={hp.zero_probability:g}"
+            table.add_row(hp_name, hp.flag, hp.type, str(hp.default), str(space or "-"), dist)
+        console.print(table)
+        metrics = sorted(set(target.metrics) | set(target.required_metrics))
+        required = ", ".join(target.required_metrics) or "none"
+        console.print(f"  metrics: {', '.join(metrics) or '-'} (required: {required})")

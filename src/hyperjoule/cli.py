@@ -1,0 +1,188 @@
+"""The ``hyperjoule`` command line: a thin layer over the library.
+
+``main()`` returns the exit status: 0 the command did its job (failed runs are recorded,
+not fatal); 1 with ``--fail-on-error`` when a run failed; 2 invalid input or environment
+(one line on stderr, nothing written); 130 interrupted (state saved; ``run`` resumes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from hyperjoule.errors import HyperjouleError
+
+__all__ = ["app", "main"]
+
+logger = logging.getLogger("hyperjoule")
+
+app = typer.Typer(
+    name="hyperjoule",
+    help="Run training commands under many hyperparameter variations and measure their energy.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+ResultsDir = Annotated[
+    Path, typer.Option("--results-dir", help="Results directory (database and run records).")
+]
+_DEBUG = {"on": False}
+
+
+class OutputFormat(str, Enum):
+    """Output formats of ``hyperjoule runs``."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show info logs.")] = False,
+) -> None:
+    _DEBUG["on"] = debug
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("hyperjoule: %(levelname)s: %(message)s"))
+    root = logging.getLogger("hyperjoule")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+@app.command()
+def run(
+    study: Annotated[Path, typer.Argument(help="Study file (YAML or JSON).")],
+    results_dir: ResultsDir = Path("results"),
+    fail_on_error: Annotated[
+        bool, typer.Option("--fail-on-error", help="Exit 1 when any run did not succeed.")
+    ] = False,
+) -> None:
+    """Run a study, or resume it: finished runs are kept and never run twice."""
+    from hyperjoule._render import ProgressObserver, print_study_result
+    from hyperjoule.config import load_study
+    from hyperjoule.execution import run_study
+
+    loaded = load_study(study)
+    with ProgressObserver() as observer:
+        result = run_study(loaded, results_dir, observer=observer)
+    print_study_result(result, results_dir)
+    if result.interrupted:
+        raise typer.Exit(130)
+    if fail_on_error and result.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def plan(
+    study: Annotated[Path, typer.Argument(help="Study file (YAML or JSON).")],
+    results_dir: ResultsDir = Path("results"),
+) -> None:
+    """Show every planned run, the count and a time estimate; runs and writes nothing."""
+    from hyperjoule._render import print_plan
+    from hyperjoule.config import load_study
+    from hyperjoule.execution import check_assets, load_plan_state
+    from hyperjoule.storage import ResultsStore
+
+    loaded = load_study(study)
+    check_assets(loaded)
+    store = (
+        ResultsStore(results_dir, create=False)
+        if (results_dir / "hyperjoule.db").exists()
+        else None
+    )
+    try:
+        state = load_plan_state(loaded, store, save=False)
+    finally:
+        if store is not None:
+            store.close()
+    print_plan(loaded, state)
+
+
+@app.command()
+def runs(
+    results_dir: ResultsDir = Path("results"),
+    study: Annotated[str | None, typer.Option("--study", help="Only this study.")] = None,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.table,
+) -> None:
+    """List recorded runs."""
+    from hyperjoule._render import print_runs_table
+    from hyperjoule.storage import ResultsStore, flat_row
+
+    with ResultsStore(results_dir, create=False) as store:
+        records = list(store.iter_runs(study=study))
+    if fmt is OutputFormat.json:
+        json.dump([r.to_dict() for r in records], sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    elif fmt is OutputFormat.csv:
+        import csv
+
+        rows = [flat_row(r) for r in records]
+        columns: list[str] = []
+        for row in rows:
+            columns += [c for c in row if c not in columns]
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        print_runs_table(records)
+
+
+@app.command()
+def targets(
+    targets_file: Annotated[Path, typer.Argument(help="Targets file (YAML or JSON).")],
+) -> None:
+    """List the targets of a targets file, their models and hyperparameters."""
+    from hyperjoule._render import print_targets
+    from hyperjoule.config import load_targets
+
+    print_targets(load_targets(targets_file))
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to write the files.")] = Path("."),
+) -> None:
+    """Write a targets.yaml, a study.yaml and the bundled training scripts to start from."""
+    from hyperjoule._scaffold import scaffold
+
+    written = scaffold(directory)
+    for path in written:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"next: hyperjoule plan {directory / 'study.yaml'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        result: Any = app(args=args, prog_name="hyperjoule", standalone_mode=False)
+    except HyperjouleError as e:
+        if _DEBUG["on"] or "--debug" in args:
+            logger.exception("error")
+        message = " ".join(str(e).split("\n"))
+        sys.stderr.write(f"hyperjoule: error: {message}\n")
+        return 2
+    except click.exceptions.Abort:
+        sys.stderr.write("hyperjoule: interrupted\n")
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Execution: launching runs in their own process groups, classifying and recording them."""
+
+from hyperjoule.execution._outcome import classify_outcome
+from hyperjoule.execution._plan_state import PlanState, load_plan_state
+from hyperjoule.execution._process import ProcessResult, kill_process_group, run_process
+from hyperjoule.execution._runner import (
+    RunObserver,
+    StudyResult,
+    build_argv,
+    check_assets,
+    run_study,
+)
+
+__all__ = [
+    "PlanState",
+    "ProcessResult",
+    "RunObserver",
+    "StudyResult",
+    "build_argv",
+    "check_assets",
+    "classify_outcome",
+    "kill_process_group",
+    "load_plan_state",
+    "run_process",
+    "run_study",
+]

@@ -1,0 +1,94 @@
+"""The plan of a study as it stands against the results database (what is left to run)."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from hyperjoule.config import LoadedStudy
+from hyperjoule.planning import plan_study
+from hyperjoule.records import RunSpec
+from hyperjoule.storage import ResultsStore
+
+__all__ = ["PlanState", "load_plan_state"]
+
+
+@dataclass
+class PlanState:
+    """A study's planned runs split into finished and still to run.
+
+    Attributes:
+        specs: Every planned run, in order.
+        todo: The runs still to execute (not yet finished in the database).
+        done: Slot ids already finished.
+        estimate_s: Estimated seconds for ``todo`` from earlier runs of the same targets
+            and models; None when no run of some of them was measured yet.
+        unestimated: ``target/model`` names with no earlier run to estimate from.
+        replanned: True when the stored plan did not match the study file and the plan
+            was made anew.
+    """
+
+    specs: list[RunSpec]
+    todo: list[RunSpec]
+    done: set[str]
+    estimate_s: float | None
+    unestimated: list[str] = field(default_factory=list)
+    replanned: bool = False
+
+
+def load_plan_state(loaded: LoadedStudy, store: ResultsStore | None, *, save: bool) -> PlanState:
+    """Plan a study, or reuse its stored plan, and find what is left to run.
+
+    A stored plan is reused while the study and targets files are unchanged, so that a
+    resumed study runs exactly the configurations it planned. When they changed, the
+    study is planned again from its seed; this study's own earlier runs are not excluded
+    from the new plan, so unchanged experiments draw the same configurations and their
+    finished runs still count.
+
+    Args:
+        loaded: The validated study.
+        store: The results database, or None when there is none yet.
+        save: Store a new plan (False for a dry run, which writes nothing).
+    """
+    name = loaded.name
+    stored = store.load_plan(name) if store is not None else None
+    replanned = False
+    if stored is not None and stored[0] == loaded.config_hash:
+        specs = stored[1]
+    else:
+        replanned = stored is not None
+        if store is None:
+            specs = plan_study(loaded)
+        else:
+            own = {r.dedup_key for r in store.iter_runs(study=name)}
+            specs = plan_study(loaded, lambda t, m: set(store.measured_keys(t, m)) - own)
+            if save:
+                store.save_plan(name, loaded.config_hash, specs)
+    finished: set[tuple[str, str]] = set()
+    if store is not None:
+        finished = {
+            (r.slot_id, r.dedup_key) for r in store.iter_runs(study=name) if r.status.finished
+        }
+    todo = [s for s in specs if (s.slot_id, s.dedup_key) not in finished]
+    done = {s.slot_id for s in specs} - {s.slot_id for s in todo}
+    estimate_s, unestimated = _estimate(todo, store)
+    return PlanState(specs, todo, done, estimate_s, unestimated, replanned)
+
+
+def _estimate(todo: list[RunSpec], store: ResultsStore | None) -> tuple[float | None, list[str]]:
+    total_s = 0.0
+    unknown: list[str] = []
+    medians: dict[tuple[str, str | None], float | None] = {}
+    for spec in todo:
+        key = (spec.target, spec.model)
+        if key not in medians:
+            durations = store.durations_s(spec.target, spec.model) if store is not None else []
+            medians[key] = statistics.median(durations) if durations else None
+        median = medians[key]
+        if median is None:
+            label = spec.target + (f"/{spec.model}" if spec.model else "")
+            if label not in unknown:
+                unknown.append(label)
+        else:
+            total_s += median + spec.cooldown_s
+    return (None if unknown else total_s), unknown

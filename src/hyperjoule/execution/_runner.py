@@ -1,0 +1,368 @@
+"""Running a study: every planned run launched, measured, classified, retried, recorded.
+
+One run, step by step: a ``running`` record goes into the database, then for each attempt
+the meters open a window, the training process runs (own process group, output streamed
+to ``attempt-N.log``), the window closes, metrics are extracted and the outcome is
+classified; failed attempts are retried up to ``max_retries``. The final record is
+written to the database, ``run.json`` and ``summary.csv`` before the next run starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from hyperjoule.config import LoadedStudy, Target, format_value, resolve_command
+from hyperjoule.errors import PreflightError
+from hyperjoule.execution._outcome import classify_outcome
+from hyperjoule.execution._plan_state import PlanState, load_plan_state
+from hyperjoule.execution._process import run_process
+from hyperjoule.meters import Meter, MeterConfig, RunUsage, create_meters, merge_readings
+from hyperjoule.metrics import MetricPattern, extract_metrics
+from hyperjoule.provenance import collect_host, collect_target_version
+from hyperjoule.records import RunRecord, RunSpec, RunStatus
+from hyperjoule.storage import (
+    ResultsStore,
+    SummaryCsv,
+    new_run_id,
+    run_dir,
+    session_dir,
+    write_run_json,
+)
+
+__all__ = ["RunObserver", "StudyResult", "build_argv", "check_assets", "run_study"]
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+class RunObserver(Protocol):
+    """Receives progress events (the CLI draws its progress bar from them)."""
+
+    def study_started(self, study: str, session: str, plan: PlanState) -> None:
+        """Called once before the first run."""
+
+    def run_started(self, index: int, total: int, spec: RunSpec, run_id: str) -> None:
+        """Called when a run (its first attempt) starts; ``index`` counts from 1."""
+
+    def run_finished(self, index: int, total: int, record: RunRecord) -> None:
+        """Called when a run is recorded."""
+
+
+@dataclass
+class StudyResult:
+    """What a call of :func:`run_study` did."""
+
+    study: str
+    session: str
+    planned: int
+    already_done: int
+    records: list[RunRecord] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> list[RunRecord]:
+        """Records of this session that did not succeed (interrupted ones excluded)."""
+        return [
+            r for r in self.records if r.status not in (RunStatus.SUCCEEDED, RunStatus.INTERRUPTED)
+        ]
+
+
+def check_assets(loaded: LoadedStudy) -> None:
+    """Refuse a study whose targets' declared assets are missing.
+
+    Raises:
+        PreflightError: Lists every missing asset with its target.
+    """
+    used = _used_targets(loaded)
+    missing = [
+        f"{name}: {asset}"
+        for name in used
+        for asset in loaded.targets[name].assets
+        if not (loaded.targets[name].workdir / Path(asset).expanduser()).exists()
+    ]
+    if missing:
+        raise PreflightError(
+            f"{loaded.targets_path}: declared assets are missing (needed offline): "
+            + "; ".join(missing)
+            + "; put them in place or remove them from 'assets'"
+        )
+
+
+def _used_targets(loaded: LoadedStudy) -> list[str]:
+    names: list[str] = []
+    for exp in loaded.study.experiments:
+        runs = [exp.foreground, *exp.backgrounds] if exp.mode == "parallel" else [exp]  # type: ignore[union-attr]
+        for run in runs:
+            if run.target not in names:
+                names.append(run.target)
+    return names
+
+
+def build_argv(
+    target: Target, spec_model: str | None, hyperparameters: dict[str, Any]
+) -> list[str]:
+    """Return the full argv of a run: command, fixed args, model flag, every hyperparameter.
+
+    Every declared hyperparameter is passed explicitly, so a record never depends on a
+    script's hidden defaults.
+    """
+    argv = resolve_command(target) + list(target.args)
+    if spec_model is not None and target.model_flag:
+        argv += [target.model_flag, spec_model]
+    for name, hp in target.hyperparameters.items():
+        argv += [hp.flag, format_value(hyperparameters[name])]
+    return argv
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@contextmanager
+def _sigint_sets(event: threading.Event) -> Iterator[None]:
+    """While active, Ctrl-C (SIGINT) and SIGTERM set ``event`` instead of raising."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        logger.warning("signal %d received: stopping after recording the current run", signum)
+        event.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_study(
+    loaded: LoadedStudy,
+    results_dir: Path,
+    *,
+    observer: RunObserver | None = None,
+    stop_event: threading.Event | None = None,
+    meters: Sequence[Meter] | None = None,
+) -> StudyResult:
+    """Run (or resume) a study and record every run.
+
+    Args:
+        loaded: The validated study (see :func:`hyperjoule.config.load_study`).
+        results_dir: Where the database and run directories live.
+        observer: Receives progress events.
+        stop_event: Set it to stop after the current run is recorded as interrupted.
+            Ctrl-C sets it when this runs in the main thread.
+        meters: Meters to use; by default those :func:`hyperjoule.meters.create_meters`
+            finds on this machine.
+
+    Raises:
+        PreflightError: Declared assets are missing (nothing is written).
+        StorageError: The results directory cannot be used.
+    """
+    check_assets(loaded)
+    stop = stop_event or threading.Event()
+    own_meters = meters is None
+    active = list(meters) if meters is not None else create_meters(MeterConfig())
+    store = ResultsStore(results_dir)
+    try:
+        stale = store.mark_stale_running(loaded.name)
+        if stale:
+            logger.warning("%d run(s) left running by an earlier session marked interrupted", stale)
+        state = load_plan_state(loaded, store, save=True)
+        session = store.begin_session(loaded.name, config=loaded.to_config_dict())
+        result = StudyResult(loaded.name, session, len(state.specs), len(state.done))
+        if observer is not None:
+            observer.study_started(loaded.name, session, state)
+        context = _SessionContext(loaded, store, results_dir, session, active)
+        status = "completed"
+        try:
+            with _sigint_sets(stop):
+                for index, spec in enumerate(state.todo, start=1):
+                    if stop.is_set():
+                        break
+                    record = context.execute(spec, index, len(state.todo), stop, observer)
+                    result.records.append(record)
+                    if stop.is_set():
+                        break
+                    if spec.cooldown_s > 0 and index < len(state.todo):
+                        stop.wait(spec.cooldown_s)
+            if stop.is_set():
+                status = "interrupted"
+                result.interrupted = True
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            store.end_session(session, status)
+        return result
+    finally:
+        store.close()
+        if own_meters:
+            for meter in active:
+                meter.close()
+
+
+class _SessionContext:
+    """Per-session facts shared by the runs of one ``run_study`` call."""
+
+    def __init__(
+        self,
+        loaded: LoadedStudy,
+        store: ResultsStore,
+        results_dir: Path,
+        session: str,
+        meters: Sequence[Meter],
+    ) -> None:
+        self.loaded = loaded
+        self.store = store
+        self.results_dir = results_dir
+        self.session = session
+        self.meters = meters
+        self.host = collect_host()
+        self.code_versions: dict[str, dict[str, Any]] = {}
+        self.summary = SummaryCsv(session_dir(results_dir, loaded.name, session) / "summary.csv")
+
+    def _code_version(self, target_name: str) -> dict[str, Any]:
+        if target_name not in self.code_versions:
+            workdir = self.loaded.targets[target_name].workdir
+            self.code_versions[target_name] = collect_target_version(workdir)
+        return self.code_versions[target_name]
+
+    def execute(
+        self,
+        spec: RunSpec,
+        index: int,
+        total: int,
+        stop: threading.Event,
+        observer: RunObserver | None,
+    ) -> RunRecord:
+        """Run one planned run with its retries and record it."""
+        target = self.loaded.targets[spec.target]
+        run_id = new_run_id()
+        directory = run_dir(self.results_dir, spec.study, self.session, run_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        argv = build_argv(target, spec.model, spec.hyperparameters)
+        record = RunRecord(
+            run_id=run_id,
+            study=spec.study,
+            session=self.session,
+            slot_id=spec.slot_id,
+            target=spec.target,
+            model=spec.model,
+            mode=spec.mode,
+            hyperparameters=dict(spec.hyperparameters),
+            mutated=list(spec.mutated),
+            dedup_key=spec.dedup_key,
+            status=RunStatus.RUNNING,
+            started_at=_now(),
+            command=argv,
+            run_dir=str(directory),
+            provenance={
+                "host": self.host,
+                "target_code": self._code_version(spec.target),
+                "cwd": str(target.workdir),
+                "env": dict(target.env),
+                "study_file": str(self.loaded.path),
+                "targets_file": str(self.loaded.targets_path),
+                "study_config_hash": self.loaded.config_hash,
+                "meters": [m.name for m in self.meters],
+            },
+        )
+        self.store.insert_run(record)
+        if observer is not None:
+            observer.run_started(index, total, spec, run_id)
+        for attempt in range(1, spec.max_retries + 2):
+            self._attempt(record, target, attempt, directory, stop)
+            if record.status in (RunStatus.SUCCEEDED, RunStatus.INTERRUPTED):
+                break
+            if attempt <= spec.max_retries:
+                logger.info("run %s attempt %d: %s; retrying", run_id, attempt, record.status.value)
+        record.ended_at = _now()
+        self.store.update_run(record)
+        write_run_json(directory, record)
+        self.summary.append(record)
+        if observer is not None:
+            observer.run_finished(index, total, record)
+        return record
+
+    def _attempt(
+        self,
+        record: RunRecord,
+        target: Target,
+        attempt: int,
+        directory: Path,
+        stop: threading.Event,
+    ) -> None:
+        log_path = directory / f"attempt-{attempt}.log"
+        metrics_file = directory / "metrics.json"
+        metrics_file.unlink(missing_ok=True)  # a retry must not read the last attempt's file
+        env = {**os.environ, **target.env}
+        if target.offline:
+            env.update(OFFLINE_ENV)
+        env.update(
+            HYPERJOULE_RUN_DIR=str(directory),
+            HYPERJOULE_METRICS_FILE=str(metrics_file),
+            HYPERJOULE_RUN_ID=record.run_id,
+            HYPERJOULE_ATTEMPT=str(attempt),
+        )
+        for meter in self.meters:
+            meter.start(directory)
+        result = run_process(
+            record.command,
+            cwd=target.workdir,
+            env=env,
+            log_path=log_path,
+            timeout_s=target.timeout_s,
+            stop_event=stop,
+        )
+        usage = RunUsage(duration_s=result.duration_s, cpu_time_s=result.cpu_time_s)
+        energy, power = merge_readings([meter.stop(usage) for meter in self.meters])
+        patterns = {
+            name: MetricPattern(regex=m.regex, match=m.match) for name, m in target.metrics.items()
+        }
+        extracted = extract_metrics(log_path, patterns=patterns, metrics_file=metrics_file)
+        status, reason = classify_outcome(
+            result,
+            metrics_found=extracted.values.keys(),
+            required_metrics=target.required_metrics,
+            log_path=log_path,
+        )
+        record.attempts = attempt
+        record.status = status
+        record.error = reason
+        record.exit_code = result.exit_code if result.signal is None else -result.signal
+        record.duration_s = result.duration_s
+        record.cpu_time_s = result.cpu_time_s
+        record.metrics = dict(extracted.values)
+        record.energy = energy
+        record.power = power
+        record.attempt_log.append(
+            {
+                "attempt": attempt,
+                "status": status.value,
+                "reason": reason,
+                "exit_code": result.exit_code,
+                "signal": result.signal,
+                "duration_s": result.duration_s,
+                "cpu_time_s": result.cpu_time_s,
+                "max_rss_bytes": result.max_rss_bytes,
+                "energy_total_j": energy.total_j,
+                "energy_method": energy.total_method,
+                "metrics_sources": dict(extracted.sources),
+                "metrics_problems": list(extracted.problems),
+                "log": log_path.name,
+            }
+        )
+        # Keep the database current between attempts: a crash mid-retry loses no attempt.
+        self.store.update_run(record)
