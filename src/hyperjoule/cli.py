@@ -14,7 +14,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from hyperjoule.errors import HyperjouleError
@@ -175,12 +174,16 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(e).split("\n"))
         sys.stderr.write(f"hyperjoule: error: {message}\n")
         return 2
-    except click.exceptions.Abort:
+    except typer.Abort:
         sys.stderr.write("hyperjoule: interrupted\n")
         return 130
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
+    except typer.TyperException as e:  # usage errors: bad option, missing argument
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        else:
+            sys.stderr.write(f"hyperjoule: error: {e.format_message()}\n")
+        return int(e.exit_code)
     return result if isinstance(result, int) else 0
 
 

@@ -30,6 +30,7 @@ from hyperjoule.metrics import MetricPattern, extract_metrics
 from hyperjoule.provenance import collect_host, collect_target_version
 from hyperjoule.records import RunRecord, RunSpec, RunStatus
 from hyperjoule.storage import (
+    DB_FILENAME,
     ResultsStore,
     SummaryCsv,
     new_run_id,
@@ -171,6 +172,7 @@ def run_study(
         StorageError: The results directory cannot be used.
     """
     check_assets(loaded)
+    _check_plan(loaded, results_dir)
     stop = stop_event or threading.Event()
     own_meters = meters is None
     active = list(meters) if meters is not None else create_meters(MeterConfig())
@@ -211,6 +213,15 @@ def run_study(
         if own_meters:
             for meter in active:
                 meter.close()
+
+
+def _check_plan(loaded: LoadedStudy, results_dir: Path) -> None:
+    """Plan without writing, so an impossible study is refused before anything exists."""
+    if not (results_dir / DB_FILENAME).exists():
+        load_plan_state(loaded, None, save=False)
+        return
+    with ResultsStore(results_dir, create=False) as store:
+        load_plan_state(loaded, store, save=False)
 
 
 class _SessionContext:

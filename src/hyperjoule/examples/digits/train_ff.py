@@ -1,0 +1,162 @@
+"""A forward-forward network on the 8x8 digits, in the manner of pytorch/examples
+``mnist_forward_forward`` (Hinton, 2022, "The Forward-Forward Algorithm").
+
+No error is propagated between layers. Each fully connected layer has its own optimizer
+and a local objective: high "goodness" (mean squared activity) for positive data (an
+image with its true label embedded in the input) and low goodness for negative data
+(the same image with a wrong label). A digit is classified by embedding each of the ten
+labels in turn and picking the one with the highest goodness summed over the layers.
+
+Unlike the MNIST example, which overwrites the first 10 of 784 pixels with the one-hot
+label, the label is appended to the 64 pixels here: on 8x8 images every pixel counts.
+Each layer learns from minibatches and all layers train together, one batch at a time,
+so ``--epochs`` means what it means for the other scripts.
+
+    python train_ff.py --model small --epochs 5 --lr 0.01 --batch-size 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from _common import IMAGE_SIDE, NUM_CLASSES, Digits, RunOutput, build_parser
+from _common import describe_model, describe_optimizer, load_digits_split, make_optimizer
+from _common import setup, shuffled_batches, synchronize
+
+SCRIPT_VERSION = "1.0"
+
+SIZES = {"small": (128, 128), "large": (256, 256, 256)}  # widths of the FF layers
+THRESHOLD = 2.0  # goodness separating positive from negative data (as in the example)
+LABEL_VALUE = 1.0  # the embedded one-hot label's "on" value: the brightest pixel
+
+
+class FFLayer(nn.Module):
+    """A ReLU layer trained on its own: normalise the input, then linear, then ReLU."""
+
+    def __init__(self, in_features: int, out_features: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Only the direction of the previous activity passes on; its length is the
+        # previous layer's goodness, which would otherwise give the answer away.
+        x = x / (x.norm(dim=1, keepdim=True) + 1e-4)
+        return torch.relu(self.linear(self.dropout(x)))
+
+
+def goodness(activity: torch.Tensor) -> torch.Tensor:
+    """Mean squared activity of each sample."""
+    return activity.pow(2).mean(dim=1)
+
+
+class FFNet(nn.Module):
+    """A stack of :class:`FFLayer` s and the label embedding they all see."""
+
+    def __init__(self, widths: tuple[int, ...], dropout: float) -> None:
+        super().__init__()
+        sizes = (IMAGE_SIDE * IMAGE_SIDE + NUM_CLASSES, *widths)
+        self.layers = nn.ModuleList(
+            FFLayer(i, o, dropout) for i, o in zip(sizes[:-1], sizes[1:], strict=True)
+        )
+
+    @staticmethod
+    def embed(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Append the one-hot ``labels`` to the flattened ``images``."""
+        one_hot = nn.functional.one_hot(labels, NUM_CLASSES).to(images.dtype) * LABEL_VALUE
+        return torch.cat([images.flatten(1), one_hot], dim=1)
+
+    def label_goodness(self, images: torch.Tensor) -> torch.Tensor:
+        """Return the goodness summed over layers for every label: shape (n, 10)."""
+        scores = []
+        for label in range(NUM_CLASSES):
+            labels = torch.full((len(images),), label, device=images.device)
+            h = self.embed(images, labels)
+            total = torch.zeros(len(images), device=images.device)
+            for layer in self.layers:
+                h = layer(h)
+                total = total + goodness(h)
+            scores.append(total)
+        return torch.stack(scores, dim=1)
+
+
+def ff_loss(h_pos: torch.Tensor, h_neg: torch.Tensor) -> torch.Tensor:
+    """Logistic loss pushing positive goodness above THRESHOLD and negative below it."""
+    margins = torch.cat([THRESHOLD - goodness(h_pos), goodness(h_neg) - THRESHOLD])
+    return nn.functional.softplus(margins).mean()
+
+
+@torch.no_grad()
+def evaluate(model: FFNet, data: Digits) -> tuple[float, float]:
+    """Return (cross-entropy of softmax over label goodness, accuracy) on the test set."""
+    model.eval()
+    scores = model.label_goodness(data.x_test)
+    loss = nn.functional.cross_entropy(scores, data.y_test).item()
+    accuracy = (scores.argmax(dim=1) == data.y_test).float().mean().item()
+    return loss, accuracy
+
+
+def train(
+    model: FFNet, data: Digits, args: argparse.Namespace, device: torch.device, output: RunOutput
+) -> None:
+    optimizers = [make_optimizer(layer.parameters(), args) for layer in model.layers]
+    output.write_config(
+        model={**describe_model(args.model, model), "threshold": THRESHOLD,
+               "label_embedding": f"one-hot ({LABEL_VALUE:g}) appended to the 64 pixels"},
+        loss="forward-forward: mean over layers of softplus(threshold - goodness(positive)) "
+        "and softplus(goodness(negative) - threshold), goodness = mean squared ReLU "
+        "activity; test_loss is the cross-entropy of a softmax over the ten labels' "
+        "goodness summed over layers",
+        optimizer={**describe_optimizer(optimizers[0]), "one_per_layer": True},
+        scheduler=None,
+        negative_data="the same image with a label drawn uniformly from the 9 wrong ones",
+    )
+    generator = torch.Generator().manual_seed(args.seed)
+    n_train = len(data.y_train)
+    for epoch in range(1, args.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        total = torch.zeros((), device=device)
+        for idx in shuffled_batches(n_train, args.batch_size, generator):
+            wrong = torch.randint(1, NUM_CLASSES, (len(idx),), generator=generator)
+            idx = idx.to(device)
+            images, labels = data.x_train[idx], data.y_train[idx]
+            h_pos = model.embed(images, labels)
+            h_neg = model.embed(images, (labels + wrong.to(device)) % NUM_CLASSES)
+            for layer, optimizer in zip(model.layers, optimizers, strict=True):
+                h_pos, h_neg = layer(h_pos), layer(h_neg)
+                loss = ff_loss(h_pos, h_neg)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                # The next layer learns from this one's output, not through it.
+                h_pos, h_neg = h_pos.detach(), h_neg.detach()
+                total += loss.detach() * len(idx) / len(model.layers)
+        train_loss = total.item() / n_train
+        test_loss, accuracy = evaluate(model, data)
+        synchronize(device)
+        output.record_epoch(epoch, train_loss, test_loss, accuracy, time.perf_counter() - start)
+    output.finish()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser(__doc__.splitlines()[0], epochs=5, lr=1e-2, dropout=0.0)
+    args = parser.parse_args(argv)
+    device = setup(parser, args)
+    data = load_digits_split(device)
+    output = RunOutput(Path(__file__).resolve(), SCRIPT_VERSION, args, device, data)
+    model = FFNet(SIZES[args.model], dropout=args.dropout).to(device)
+    print(f"digits-ff model={args.model} device={device} train={len(data.y_train)} "
+          f"test={len(data.y_test)}", flush=True)
+    train(model, data, args, device, output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

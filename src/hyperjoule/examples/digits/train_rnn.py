@@ -1,0 +1,61 @@
+"""An LSTM reading each 8x8 digit image row by row, in the manner of pytorch/examples
+``mnist_rnn``.
+
+Each image is a sequence of 8 rows of 8 pixels; the LSTM's last output goes through
+dropout to a linear classifier.
+
+    python train_rnn.py --model small --epochs 5 --lr 0.01 --batch-size 64
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from _common import IMAGE_SIDE, NUM_CLASSES, RunOutput, build_parser, load_digits_split, setup
+from _common import train_classifier
+
+SCRIPT_VERSION = "1.0"
+
+SIZES = {"small": (32, 1), "large": (64, 2)}  # LSTM hidden size, layers
+
+
+class DigitsRNN(nn.Module):
+    """LSTM over image rows, then dropout and a linear layer on the last time step."""
+
+    def __init__(self, hidden: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(
+            input_size=IMAGE_SIDE,
+            hidden_size=hidden,
+            num_layers=layers,
+            batch_first=True,
+            # Between stacked layers only; PyTorch warns when it is set for one layer.
+            dropout=dropout if layers > 1 else 0.0,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(hidden, NUM_CLASSES)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        outputs, _ = self.lstm(images)  # (n, rows, hidden)
+        return self.fc(self.dropout(outputs[:, -1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser(__doc__.splitlines()[0], epochs=5, lr=1e-2, dropout=0.1)
+    args = parser.parse_args(argv)
+    device = setup(parser, args)
+    data = load_digits_split(device)
+    output = RunOutput(Path(__file__).resolve(), SCRIPT_VERSION, args, device, data)
+    model = DigitsRNN(*SIZES[args.model], dropout=args.dropout).to(device)
+    print(f"digits-rnn model={args.model} device={device} train={len(data.y_train)} "
+          f"test={len(data.y_test)}", flush=True)
+    train_classifier(model, data, args, device, output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

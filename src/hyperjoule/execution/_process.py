@@ -1,0 +1,194 @@
+"""Launching one training process: own process group, streamed log, timeout, clean kill.
+
+The child never runs through a shell: ``argv`` is executed as given. It leads a new
+process group (``start_new_session``) so that a timeout or Ctrl-C kills the whole tree a
+training script may spawn (data-loader workers, ``torchrun`` children), and on Linux it
+gets ``PR_SET_PDEATHSIG`` so it dies even if the runner itself is killed with SIGKILL.
+Output goes straight to ``attempt-N.log``: nothing is held in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ProcessResult", "kill_process_group", "run_process"]
+
+logger = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """How one process ended.
+
+    Attributes:
+        exit_code: Exit status; None when the process was ended by a signal.
+        signal: Number of the signal that ended it, or None.
+        timed_out: True when hyperjoule killed it at the target's ``timeout_s``.
+        interrupted: True when hyperjoule killed it because the study was stopped.
+        duration_s: Wall time from start to exit.
+        cpu_time_s: User + system CPU time of the process and the children it waited
+            for; None when the platform does not report it.
+        max_rss_bytes: Peak resident set size of the largest process reported, or None.
+        log_path: The file holding its stdout and stderr.
+    """
+
+    exit_code: int | None
+    signal: int | None
+    timed_out: bool
+    interrupted: bool
+    duration_s: float
+    cpu_time_s: float | None
+    max_rss_bytes: int | None
+    log_path: Path
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+# Loaded in the parent: between fork and exec the child must not look for libraries.
+_LIBC = _load_libc()
+
+
+def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child between fork and exec
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_process_group(pgid: int, grace_s: float = 5.0) -> None:
+    """End every process of a group: SIGTERM, ``grace_s`` to exit, then SIGKILL.
+
+    Zombies of the group (already exited, not yet reaped by their parent) count as
+    gone once SIGKILL was sent.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not _group_alive(pgid):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def run_process(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    log_path: Path,
+    timeout_s: float | None = None,
+    grace_s: float = 5.0,
+    stop_event: threading.Event | None = None,
+    on_start: Callable[[int], None] | None = None,
+    poll_interval_s: float = 0.05,
+) -> ProcessResult:
+    """Run ``argv`` in its own process group with output streamed to ``log_path``.
+
+    Args:
+        argv: Program and arguments (no shell).
+        cwd: Working directory.
+        env: The complete environment of the child.
+        log_path: File receiving stdout and stderr (created or truncated).
+        timeout_s: Kill the whole group after this many seconds (None: no limit).
+        grace_s: Seconds between SIGTERM and SIGKILL.
+        stop_event: When set, the group is killed and the result marked interrupted.
+        on_start: Called with the child's pid (which is also its process group id).
+        poll_interval_s: How often the timeout and the stop event are checked.
+
+    Returns:
+        The outcome. A program that cannot be started is reported as exit code 127
+        with the reason written to the log, like a shell would.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    with open(log_path, "wb", buffering=0) as log:
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_set_pdeathsig if _LIBC is not None else None,
+            )
+        except OSError as e:
+            log.write(f"hyperjoule: cannot start {argv[0]!r}: {e}\n".encode())
+            return ProcessResult(127, None, False, False, 0.0, None, None, log_path)
+        if on_start is not None:
+            on_start(proc.pid)
+        timed_out = interrupted = False
+        status: int | None = None
+        rusage = None
+        while status is None:
+            pid, wait_status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid == proc.pid:
+                status, rusage = wait_status, usage
+                break
+            elapsed_s = time.monotonic() - start
+            if timeout_s is not None and elapsed_s >= timeout_s and not (timed_out or interrupted):
+                timed_out = True
+                logger.info(
+                    "pid %d passed its timeout of %.0f s: killing its group", proc.pid, timeout_s
+                )
+                _kill_in_background(proc.pid, grace_s)
+            elif stop_event is not None and stop_event.is_set() and not (timed_out or interrupted):
+                interrupted = True
+                _kill_in_background(proc.pid, grace_s)
+            time.sleep(poll_interval_s)
+        duration_s = time.monotonic() - start
+        # Children the script left behind (daemons, detached workers) die with the run.
+        if _group_alive(proc.pid):
+            kill_process_group(proc.pid, grace_s=min(grace_s, 1.0))
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    exit_code: int | None = None
+    sig: int | None = None
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+    else:
+        exit_code = os.WEXITSTATUS(status)
+    cpu_time_s = rusage.ru_utime + rusage.ru_stime if rusage is not None else None
+    # ru_maxrss is in KiB on Linux.
+    max_rss = int(rusage.ru_maxrss) * 1024 if rusage is not None else None
+    return ProcessResult(
+        exit_code, sig, timed_out, interrupted, duration_s, cpu_time_s, max_rss, log_path
+    )
+
+
+def _kill_in_background(pgid: int, grace_s: float) -> None:
+    """Start the TERM-grace-KILL sequence without blocking the wait loop."""
+    threading.Thread(
+        target=kill_process_group, args=(pgid, grace_s), name=f"kill-{pgid}", daemon=True
+    ).start()

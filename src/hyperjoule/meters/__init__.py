@@ -1,0 +1,37 @@
+"""Energy meters: one measurement window around each run, per component.
+
+A :class:`Meter` measures some of the energy components (``gpu``, ``cpu_pkg``,
+``cpu_dram``) between ``start`` and ``stop``; :func:`create_meters` probes the machine
+and returns the meters it supports; :func:`merge_readings` turns their readings into a
+record's energy and power blocks, keeping the most trustworthy figure per component::
+
+    meters = create_meters(MeterConfig())
+    for meter in meters:
+        meter.start(run_dir)
+    ...  # the training process runs
+    energy, power = merge_readings([m.stop(RunUsage(duration_s, cpu_time_s)) for m in meters])
+"""
+
+from hyperjoule.meters._base import Meter, MeterReading, ProbeResult, RunUsage, merge_readings
+from hyperjoule.meters._estimate import EstimateMeter, UnavailableMeter
+from hyperjoule.meters._factory import MeterConfig, create_meters, probe_meters
+from hyperjoule.meters._fake import FakeMeter, PowerTrace
+from hyperjoule.meters._rapl import RaplMeter
+from hyperjoule.meters._sampler import trapezoid_energy_j
+
+__all__ = [
+    "EstimateMeter",
+    "FakeMeter",
+    "Meter",
+    "MeterConfig",
+    "MeterReading",
+    "PowerTrace",
+    "ProbeResult",
+    "RaplMeter",
+    "RunUsage",
+    "UnavailableMeter",
+    "create_meters",
+    "merge_readings",
+    "probe_meters",
+    "trapezoid_energy_j",
+]

@@ -1,0 +1,55 @@
+"""Recording runs: the SQLite results database, run directories and ``summary.csv``.
+
+The database (``<results_dir>/hyperjoule.db``) is the source of truth; each run also gets
+a directory ``<results_dir>/<study>/<session>/<run_id>/`` with its full ``run.json``, and
+each session a ``summary.csv`` appended after every run::
+
+    results/
+      hyperjoule.db
+      <study>/<session>/summary.csv
+      <study>/<session>/<run_id>/run.json
+"""
+
+from __future__ import annotations
+
+from hyperjoule.storage._db import ResultsStore
+from hyperjoule.storage._layout import (
+    RUN_JSON,
+    new_run_id,
+    new_session_id,
+    read_run_json,
+    run_dir,
+    session_dir,
+    write_run_json,
+)
+from hyperjoule.storage._schema import DB_FILENAME, MIGRATIONS, SCHEMA_VERSION
+from hyperjoule.storage._summary import (
+    ENERGY_COLUMNS,
+    LEADING_COLUMNS,
+    OUR_COLUMNS,
+    SUMMARY_BASE_COLUMNS,
+    SummaryCsv,
+    flat_row,
+    summary_columns,
+)
+
+__all__ = [
+    "DB_FILENAME",
+    "ENERGY_COLUMNS",
+    "LEADING_COLUMNS",
+    "MIGRATIONS",
+    "OUR_COLUMNS",
+    "RUN_JSON",
+    "SCHEMA_VERSION",
+    "SUMMARY_BASE_COLUMNS",
+    "ResultsStore",
+    "SummaryCsv",
+    "flat_row",
+    "new_run_id",
+    "new_session_id",
+    "read_run_json",
+    "run_dir",
+    "session_dir",
+    "summary_columns",
+    "write_run_json",
+]

@@ -1,0 +1,60 @@
+"""Outcome classes from how a process ended and what its log says."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from hyperjoule.execution import ProcessResult, classify_outcome
+from hyperjoule.records import RunStatus
+
+
+def _result(log: Path, exit_code: int | None = 0, sig: int | None = None) -> ProcessResult:
+    return ProcessResult(exit_code, sig, False, False, 1.0, 0.5, None, log)
+
+
+def _classify(tmp_path: Path, text: str, found: tuple[str, ...], **kw: object) -> RunStatus:
+    log = tmp_path / "attempt-1.log"
+    log.write_text(text)
+    status, _ = classify_outcome(
+        _result(log, **kw),  # type: ignore[arg-type]
+        metrics_found=found,
+        required_metrics=["acc"],
+        log_path=log,
+    )
+    return status
+
+
+def test_success_needs_exit_zero_and_required_metrics(tmp_path: Path) -> None:
+    assert _classify(tmp_path, "acc 1", ("acc",)) is RunStatus.SUCCEEDED
+    assert _classify(tmp_path, "done", ()) is RunStatus.METRICS_MISSING
+    assert _classify(tmp_path, "acc 1", ("acc",), exit_code=1) is RunStatus.FAILED
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+        "RuntimeError: CUDA out of memory. Tried to allocate 20.00 MiB",
+        "Traceback (most recent call last):\nMemoryError",
+    ],
+)
+def test_oom_from_log(tmp_path: Path, text: str) -> None:
+    assert _classify(tmp_path, text, (), exit_code=1) is RunStatus.OOM
+
+
+def test_foreign_sigkill_is_oom_killer(tmp_path: Path) -> None:
+    status = _classify(tmp_path, "", (), exit_code=None, sig=int(signal.SIGKILL))
+    assert status is RunStatus.OOM
+
+
+def test_failure_reason_quotes_last_log_line(tmp_path: Path) -> None:
+    log = tmp_path / "attempt-1.log"
+    log.write_text("Traceback (most recent call last):\nRuntimeError: boom\n\n")
+    status, reason = classify_outcome(
+        _result(log, exit_code=3), metrics_found=(), required_metrics=(), log_path=log
+    )
+    assert status is RunStatus.FAILED
+    assert reason == "exited with code 3: RuntimeError: boom"
