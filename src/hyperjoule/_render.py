@@ -223,7 +223,7 @@ def print_targets(targets: dict[str, Target]) -> None:
             table.add_column(col)
         for hp_name, hp in target.hyperparameters.items():
             space: Any = hp.choices if hp.choices is not None else hp.range
-            dist = hp.distribution if hp.range is not None else "choice" if hp.choices else "-"
+            dist: str = hp.distribution if hp.range is not None else "choice" if hp.choices else "-"
             if hp.zero_probability:
                 dist += f", P(0)={hp.zero_probability:g}"
             table.add_row(hp_name, hp.flag, hp.type, str(hp.default), str(space or "-"), dist)

@@ -167,7 +167,7 @@ class EnergyBlock:
         used = [c.method for c in self.components.values() if c.energy_j is not None]
         if not used:
             return "unavailable"
-        return max(used, key=METHODS.index)  # type: ignore[return-value]
+        return max(used, key=METHODS.index)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record's ``energy`` block (flat ``*_j`` figures plus details)."""

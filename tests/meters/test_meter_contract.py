@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from contract import MeterContract
+from fake_powercap import FakePowercap
 
-from hyperjoule.meters import EstimateMeter, FakeMeter, Meter, UnavailableMeter
+from hyperjoule.meters import EstimateMeter, FakeMeter, Meter, RaplMeter, UnavailableMeter
 from hyperjoule.records import PowerBlock
 
 
@@ -43,3 +46,27 @@ class TestFakeMeterTrace(MeterContract):
     @pytest.fixture
     def meter(self) -> Meter:
         return FakeMeter({"gpu": [(0.0, 100.0), (1.0, 300.0), (2.0, 50.0)]}, name="replay")
+
+
+class TestRaplMeter(MeterContract):
+    @pytest.fixture
+    def meter(self, tmp_path: Path) -> Meter:
+        tree = FakePowercap(tmp_path / "sys")
+        tree.add_package(0, energy_uj=123_456)
+        tree.add_package(1, dram_uj=None)
+        return RaplMeter(tree.root, poll_s=0.01)
+
+
+class TestRaplMeterBrokenCounter(MeterContract):
+    @pytest.fixture
+    def meter(self, tmp_path: Path) -> Meter:
+        tree = FakePowercap(tmp_path / "sys")
+        tree.add_package(0)
+        (tree.zones["0"] / "energy_uj").write_text("not a number\n")
+        return RaplMeter(tree.root, poll_s=0.01)
+
+
+class TestRaplMeterWithoutPowercap(MeterContract):
+    @pytest.fixture
+    def meter(self, tmp_path: Path) -> Meter:
+        return RaplMeter(tmp_path / "absent")

@@ -105,7 +105,7 @@ def _is_union_member(part: str) -> bool:
     return part in {"default", "mutation", "parallel"} or any(c in part for c in "[]-")
 
 
-def _describe(error: dict[str, Any], key: str | int | None) -> str:
+def _describe(error: Any, key: str | int | None) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         close = difflib.get_close_matches(str(key), _KNOWN_KEYS, n=1)

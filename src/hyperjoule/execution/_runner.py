@@ -20,7 +20,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from hyperjoule.config import LoadedStudy, Target, format_value, resolve_command
+from hyperjoule.config import (
+    LoadedStudy,
+    ParallelExperiment,
+    Target,
+    format_value,
+    resolve_command,
+)
 from hyperjoule.errors import PreflightError
 from hyperjoule.execution._outcome import classify_outcome
 from hyperjoule.execution._plan_state import PlanState, load_plan_state
@@ -102,10 +108,13 @@ def check_assets(loaded: LoadedStudy) -> None:
 def _used_targets(loaded: LoadedStudy) -> list[str]:
     names: list[str] = []
     for exp in loaded.study.experiments:
-        runs = [exp.foreground, *exp.backgrounds] if exp.mode == "parallel" else [exp]  # type: ignore[union-attr]
-        for run in runs:
-            if run.target not in names:
-                names.append(run.target)
+        if isinstance(exp, ParallelExperiment):
+            used = [exp.foreground.target, *(b.target for b in exp.backgrounds)]
+        else:
+            used = [exp.target]
+        for name in used:
+            if name not in names:
+                names.append(name)
     return names
 
 

@@ -121,6 +121,7 @@ def plan_study(loaded: LoadedStudy, measured_keys: MeasuredKeys | None = None) -
         ) -> str:
             return canonical_key(_t, _m, _mode, values, loaded.targets[_t].hyperparameters)
 
+        configs: list[tuple[dict[str, HyperValue], tuple[str, ...]]]
         if request.mutate is None:
             configs = [(dict(base), ()) for _ in range(request.runs)]
         else:
