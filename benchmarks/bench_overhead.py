@@ -68,14 +68,24 @@ def main() -> None:
             start = time.perf_counter()
             for seed in range(args.runs):
                 subprocess.run(
-                    [sys.executable, "train.py", "--seconds", str(args.seconds), "--seed", str(seed)],
-                    cwd=root, check=True, stdout=subprocess.DEVNULL,
+                    [
+                        sys.executable,
+                        "train.py",
+                        "--seconds",
+                        str(args.seconds),
+                        "--seed",
+                        str(seed),
+                    ],
+                    cwd=root,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
                 )
             bare_s.append(time.perf_counter() - start)
             start = time.perf_counter()
             subprocess.run(
                 [*hyperjoule, "run", str(study), "--results-dir", str(root / "results")],
-                check=True, stdout=subprocess.DEVNULL,
+                check=True,
+                stdout=subprocess.DEVNULL,
             )
             tool_s.append(time.perf_counter() - start)
         bare, tool = min(bare_s), min(tool_s)

@@ -44,6 +44,7 @@ class ProcessResult:
             for; None when the platform does not report it.
         max_rss_bytes: Peak resident set size of the largest process reported, or None.
         log_path: The file holding its stdout and stderr.
+        pid: Process id (and process group id) of the child; 0 when it never started.
     """
 
     exit_code: int | None
@@ -54,6 +55,7 @@ class ProcessResult:
     cpu_time_s: float | None
     max_rss_bytes: int | None
     log_path: Path
+    pid: int = 0
 
 
 def _load_libc() -> ctypes.CDLL | None:
@@ -183,7 +185,7 @@ def run_process(
     # ru_maxrss is in KiB on Linux.
     max_rss = int(rusage.ru_maxrss) * 1024 if rusage is not None else None
     return ProcessResult(
-        exit_code, sig, timed_out, interrupted, duration_s, cpu_time_s, max_rss, log_path
+        exit_code, sig, timed_out, interrupted, duration_s, cpu_time_s, max_rss, log_path, proc.pid
     )
 
 

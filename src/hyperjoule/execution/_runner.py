@@ -27,10 +27,12 @@ from hyperjoule.config import (
     format_value,
     resolve_command,
 )
-from hyperjoule.errors import PreflightError
+from hyperjoule.errors import PreflightError, StorageError
+from hyperjoule.execution._guards import Heartbeat, check_results_dir, refuse_live_sessions
 from hyperjoule.execution._outcome import classify_outcome
 from hyperjoule.execution._plan_state import PlanState, load_plan_state
 from hyperjoule.execution._process import run_process
+from hyperjoule.execution._reaper import GroupReaper
 from hyperjoule.meters import Meter, MeterConfig, RunUsage, create_meters, merge_readings
 from hyperjoule.metrics import MetricPattern, extract_metrics
 from hyperjoule.provenance import collect_host, collect_target_version
@@ -38,6 +40,7 @@ from hyperjoule.records import RunRecord, RunSpec, RunStatus
 from hyperjoule.storage import (
     DB_FILENAME,
     ResultsStore,
+    StudyLock,
     SummaryCsv,
     new_run_id,
     run_dir,
@@ -181,12 +184,16 @@ def run_study(
         StorageError: The results directory cannot be used.
     """
     check_assets(loaded)
+    check_results_dir(results_dir)
     _check_plan(loaded, results_dir)
     stop = stop_event or threading.Event()
+    lock = StudyLock(results_dir, loaded.name)
+    lock.acquire()
     own_meters = meters is None
     active = list(meters) if meters is not None else create_meters(MeterConfig())
     store = ResultsStore(results_dir)
     try:
+        refuse_live_sessions(store, loaded.name)
         stale = store.mark_stale_running(loaded.name)
         if stale:
             logger.warning("%d run(s) left running by an earlier session marked interrupted", stale)
@@ -195,10 +202,14 @@ def run_study(
         result = StudyResult(loaded.name, session, len(state.specs), len(state.done))
         if observer is not None:
             observer.study_started(loaded.name, session, state)
-        context = _SessionContext(loaded, store, results_dir, session, active)
         status = "completed"
         try:
-            with _sigint_sets(stop):
+            with (
+                _sigint_sets(stop),
+                Heartbeat(results_dir, session),
+                GroupReaper() as reaper,
+            ):
+                context = _SessionContext(loaded, store, results_dir, session, active, reaper)
                 for index, spec in enumerate(state.todo, start=1):
                     if stop.is_set():
                         break
@@ -215,10 +226,14 @@ def run_study(
             status = "failed"
             raise
         finally:
-            store.end_session(session, status)
+            try:
+                store.end_session(session, status)
+            except StorageError as e:  # e.g. the disk filled up: keep the first error
+                logger.error("could not record the end of session %s: %s", session, e)
         return result
     finally:
         store.close()
+        lock.release()
         if own_meters:
             for meter in active:
                 meter.close()
@@ -243,7 +258,9 @@ class _SessionContext:
         results_dir: Path,
         session: str,
         meters: Sequence[Meter],
+        reaper: GroupReaper,
     ) -> None:
+        self.reaper = reaper
         self.loaded = loaded
         self.store = store
         self.results_dir = results_dir
@@ -309,12 +326,35 @@ class _SessionContext:
             if attempt <= spec.max_retries:
                 logger.info("run %s attempt %d: %s; retrying", run_id, attempt, record.status.value)
         record.ended_at = _now()
-        self.store.update_run(record)
-        write_run_json(directory, record)
-        self.summary.append(record)
+        self._record(record, directory)
         if observer is not None:
             observer.run_finished(index, total, record)
         return record
+
+    def _record(self, record: RunRecord, directory: Path) -> None:
+        """Write the final record to the database, ``run.json`` and ``summary.csv``.
+
+        Each is tried even when another failed (a full disk may still take a database
+        page but not a CSV line); then the first failure stops the study.
+        """
+        failures: list[str] = []
+        steps = (
+            ("database", lambda: self.store.update_run(record)),
+            ("run.json", lambda: write_run_json(directory, record)),
+            ("summary.csv", lambda: self.summary.append(record)),
+        )
+        for what, step in steps:
+            try:
+                step()
+            except (StorageError, OSError) as e:
+                logger.error("run %s: cannot write %s: %s", record.run_id, what, e)
+                failures.append(f"{what} ({e})")
+        if failures:
+            raise StorageError(
+                f"{self.results_dir}: recording run {record.run_id} failed: "
+                + "; ".join(failures)
+                + "; the study stopped; free space or fix permissions, then run it again"
+            )
 
     def _attempt(
         self,
@@ -345,7 +385,9 @@ class _SessionContext:
             log_path=log_path,
             timeout_s=target.timeout_s,
             stop_event=stop,
+            on_start=self.reaper.track,
         )
+        self.reaper.untrack(result.pid)
         usage = RunUsage(duration_s=result.duration_s, cpu_time_s=result.cpu_time_s)
         energy, power = merge_readings([meter.stop(usage) for meter in self.meters])
         patterns = {

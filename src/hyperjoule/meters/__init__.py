@@ -16,6 +16,8 @@ from hyperjoule.meters._base import Meter, MeterReading, ProbeResult, RunUsage, 
 from hyperjoule.meters._estimate import EstimateMeter, UnavailableMeter
 from hyperjoule.meters._factory import MeterConfig, create_meters, probe_meters
 from hyperjoule.meters._fake import FakeMeter, PowerTrace
+from hyperjoule.meters._nvml import NvmlMeter
+from hyperjoule.meters._nvml_api import load_nvml
 from hyperjoule.meters._rapl import RaplMeter
 from hyperjoule.meters._sampler import trapezoid_energy_j
 
@@ -25,12 +27,14 @@ __all__ = [
     "Meter",
     "MeterConfig",
     "MeterReading",
+    "NvmlMeter",
     "PowerTrace",
     "ProbeResult",
     "RaplMeter",
     "RunUsage",
     "UnavailableMeter",
     "create_meters",
+    "load_nvml",
     "merge_readings",
     "probe_meters",
     "trapezoid_energy_j",

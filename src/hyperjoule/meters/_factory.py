@@ -7,9 +7,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from hyperjoule.errors import MeterError
 from hyperjoule.meters._base import Meter, ProbeResult
 from hyperjoule.meters._estimate import DEFAULT_CPU_WATTS_PER_CORE, EstimateMeter, UnavailableMeter
+from hyperjoule.meters._nvml import NvmlMeter, probe_nvml
 from hyperjoule.meters._rapl import RaplMeter, probe_rapl
 
 __all__ = ["MeterConfig", "ProbeResult", "create_meters", "probe_meters"]
@@ -44,16 +47,20 @@ class MeterConfig:
 
 
 def probe_meters(
-    config: MeterConfig, environ: Mapping[str, str] | None = None
+    config: MeterConfig, environ: Mapping[str, str] | None = None, *, nvml: Any = None
 ) -> list[ProbeResult]:
     """Say which meters this machine supports and why (for ``hyperjoule doctor``).
 
-    Never raises for a missing sensor or library; the result says what is missing.
+    Never raises: a missing sensor or library, and a bad ``gpus`` setting, are reported
+    in the results. Arguments are those of :func:`create_meters`.
     """
-    return _Probe(config, environ).results
+    probe = _Probe(config, environ, nvml, create=False)
+    return probe.results
 
 
-def create_meters(config: MeterConfig, environ: Mapping[str, str] | None = None) -> list[Meter]:
+def create_meters(
+    config: MeterConfig, environ: Mapping[str, str] | None = None, *, nvml: Any = None
+) -> list[Meter]:
     """Create the meters this machine supports, best first.
 
     GPU energy comes from NVML when ``pynvml`` loads and finds GPUs; CPU package and
@@ -65,16 +72,25 @@ def create_meters(config: MeterConfig, environ: Mapping[str, str] | None = None)
         config: What to measure.
         environ: Environment to read ``CUDA_VISIBLE_DEVICES`` from; ``os.environ`` by
             default.
+        nvml: The ``pynvml`` module or a stand-in (tests); imported lazily when None.
+
+    Raises:
+        MeterError: ``config.gpus`` names a GPU that does not exist. Missing sensors and
+            libraries never raise: their components come back unavailable with the reason.
     """
-    return _Probe(config, environ).meters
+    return _Probe(config, environ, nvml, create=True).meters
 
 
 class _Probe:
     """Runs every probe once and derives both the probe report and the meters."""
 
-    def __init__(self, config: MeterConfig, environ: Mapping[str, str] | None) -> None:
+    def __init__(
+        self, config: MeterConfig, environ: Mapping[str, str] | None, nvml: Any, *, create: bool
+    ) -> None:
         self.config = config
         self.environ = os.environ if environ is None else environ
+        self.nvml = nvml
+        self.create = create
         self.results: list[ProbeResult] = []
         self.meters: list[Meter] = []
         # Component -> reason it cannot be measured (filled by the probes below).
@@ -95,9 +111,22 @@ class _Probe:
         if not self.config.use_gpu:
             self.missing["gpu"] = "GPU measurement disabled (use_gpu=False)"
             return
-        detail = "no NVIDIA GPU / NVML not available"
-        self.results.append(ProbeResult("nvml", False, detail))
-        self.missing["gpu"] = detail
+        try:
+            result, indices = probe_nvml(self.config.gpus, self.environ, self.nvml)
+        except MeterError as e:
+            if self.create:
+                raise
+            result, indices = ProbeResult("nvml", False, str(e)), []
+        self.results.append(result)
+        if result.available and self.create:
+            try:
+                self.meters.append(NvmlMeter(indices, self.config.sampling_period_s, self.nvml))
+                return
+            except MeterError as e:
+                logger.info("NVML meter could not be created: %s", e)
+                result = self.results[-1] = ProbeResult("nvml", False, str(e))
+        if not result.available:
+            self.missing["gpu"] = result.detail
 
     def _probe_cpu(self) -> None:
         if self.config.use_rapl:

@@ -51,7 +51,7 @@ class PeriodicSampler:
         name: Thread name (shows in debuggers and logs).
     """
 
-    def __init__(self, period_s: float, sample: Callable[[float], None], name: str) -> None:
+    def __init__(self, period_s: float, sample: Callable[[float], object], name: str) -> None:
         if not period_s > 0:
             raise ValueError(f"sampling period must be positive, got {period_s}")
         self.period_s = period_s

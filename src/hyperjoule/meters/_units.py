@@ -7,10 +7,11 @@ scale factor is written exactly once.
 
 from __future__ import annotations
 
-__all__ = ["mj_to_j", "mw_to_w", "uj_to_j"]
+__all__ = ["bytes_to_mib", "mj_to_j", "mw_to_w", "uj_to_j"]
 
 _MILLI = 1e-3
 _MICRO = 1e-6
+_BYTES_PER_MIB = 2**20
 
 
 def mj_to_j(energy_mj: float) -> float:
@@ -26,3 +27,8 @@ def mw_to_w(power_mw: float) -> float:
 def uj_to_j(energy_uj: float) -> float:
     """Convert microjoules (RAPL ``energy_uj``) to joules."""
     return energy_uj * _MICRO
+
+
+def bytes_to_mib(size_bytes: float) -> float:
+    """Convert bytes (NVML memory info) to mebibytes."""
+    return size_bytes / _BYTES_PER_MIB

@@ -22,6 +22,7 @@ from hyperjoule.storage._layout import (
     session_dir,
     write_run_json,
 )
+from hyperjoule.storage._lock import LOCK_FILENAME, StudyBusyError, StudyLock
 from hyperjoule.storage._schema import DB_FILENAME, MIGRATIONS, SCHEMA_VERSION
 from hyperjoule.storage._summary import (
     ENERGY_COLUMNS,
@@ -37,12 +38,15 @@ __all__ = [
     "DB_FILENAME",
     "ENERGY_COLUMNS",
     "LEADING_COLUMNS",
+    "LOCK_FILENAME",
     "MIGRATIONS",
     "OUR_COLUMNS",
     "RUN_JSON",
     "SCHEMA_VERSION",
     "SUMMARY_BASE_COLUMNS",
     "ResultsStore",
+    "StudyBusyError",
+    "StudyLock",
     "SummaryCsv",
     "flat_row",
     "new_run_id",

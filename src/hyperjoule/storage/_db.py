@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -141,11 +144,47 @@ class ResultsStore:
         session = new_session_id()
         with self._transaction(f"start a session of study {study!r}") as conn:
             conn.execute(
-                "INSERT INTO sessions (session, study, started_at, ended_at, status, config_json) "
-                "VALUES (?, ?, ?, NULL, 'running', ?)",
-                (session, study, _now(), json.dumps(config, default=str, sort_keys=True)),
+                "INSERT INTO sessions (session, study, started_at, ended_at, status, config_json, "
+                "heartbeat_at, pid, host) VALUES (?, ?, ?, NULL, 'running', ?, ?, ?, ?)",
+                (
+                    session,
+                    study,
+                    _now(),
+                    json.dumps(config, default=str, sort_keys=True),
+                    time.time(),
+                    os.getpid(),
+                    socket.gethostname(),
+                ),
             )
         return session
+
+    def heartbeat(self, session: str) -> None:
+        """Say that ``session``'s runner is alive (called every few seconds while it runs)."""
+        with self._transaction(f"record the heartbeat of session {session}") as conn:
+            conn.execute(
+                "UPDATE sessions SET heartbeat_at = ? WHERE session = ?", (time.time(), session)
+            )
+
+    def live_sessions(self, study: str, *, stale_after_s: float) -> list[dict[str, Any]]:
+        """Sessions of ``study`` still marked running whose heartbeat is recent.
+
+        A runner on this host that holds no study lock is dead whatever its heartbeat
+        says; the caller decides that (see :class:`StudyLock`). Returned dicts have
+        ``session``, ``host``, ``pid`` and ``heartbeat_age_s``.
+        """
+        with self._guard(f"read the sessions of study {study!r}"):
+            rows = self._conn.execute(
+                "SELECT session, host, pid, heartbeat_at FROM sessions "
+                "WHERE study = ? AND status = 'running' AND ended_at IS NULL "
+                "AND heartbeat_at IS NOT NULL",
+                (study,),
+            ).fetchall()
+        now = time.time()
+        return [
+            {"session": s, "host": h, "pid": p, "heartbeat_age_s": now - float(t)}
+            for s, h, p, t in rows
+            if now - float(t) < stale_after_s
+        ]
 
     def end_session(self, session: str, status: str) -> None:
         """Record the end of a session (``completed``, ``interrupted``, ``failed``)."""

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 DB_FILENAME = "hyperjoule.db"
 """File name of the database inside a results directory."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Schema version this code writes; a newer database needs a newer hyperjoule."""
 
 BUSY_TIMEOUT_MS = 30_000
@@ -84,9 +84,16 @@ def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX sessions_study ON sessions (study)")
 
 
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Add the session heartbeat: who runs a session, and when it last said so."""
+    conn.execute("ALTER TABLE sessions ADD COLUMN heartbeat_at REAL")  # Unix time, s
+    conn.execute("ALTER TABLE sessions ADD COLUMN pid INTEGER")
+    conn.execute("ALTER TABLE sessions ADD COLUMN host TEXT")
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
-MIGRATIONS: Sequence[Migration] = (_migrate_0_to_1,)
+MIGRATIONS: Sequence[Migration] = (_migrate_0_to_1, _migrate_1_to_2)
 """``MIGRATIONS[n]`` upgrades a database from schema version ``n`` to ``n + 1``."""
 
 RUN_COLUMNS = (

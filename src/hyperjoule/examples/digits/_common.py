@@ -80,14 +80,18 @@ def _probability(text: str) -> float:
 
 
 def build_parser(
-    description: str,
+    docstring: str,
     *,
     epochs: int = 5,
     lr: float = 1e-3,
     batch_size: int = 64,
     dropout: float = 0.25,
 ) -> argparse.ArgumentParser:
-    """Return the flags every digits script takes, with the script's own defaults."""
+    """Return the flags every digits script takes, with the script's own defaults.
+
+    The help text is the first paragraph of the script's ``docstring``.
+    """
+    description = " ".join(docstring.split("\n\n")[0].split())
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", choices=["small", "large"], default="small")
     parser.add_argument("--epochs", type=_positive_int, default=epochs)
@@ -163,9 +167,11 @@ def _sha256(path: Path) -> str:
 
 def environment(device: torch.device, requested: str) -> dict[str, Any]:
     """Describe the software and hardware a run used."""
-    cuda_devices = [
-        torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())
-    ] if torch.cuda.is_available() else []
+    cuda_devices = (
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if torch.cuda.is_available()
+        else []
+    )
     return {
         "python": {
             "version": platform.python_version(),
@@ -288,7 +294,9 @@ def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> Ite
 # --- training ----------------------------------------------------------------------------
 
 
-def make_optimizer(params: Iterable[nn.Parameter], args: argparse.Namespace) -> torch.optim.Optimizer:
+def make_optimizer(
+    params: Iterable[nn.Parameter], args: argparse.Namespace
+) -> torch.optim.Optimizer:
     """Return the optimizer the flags ask for."""
     if args.optimizer == "sgd":
         return torch.optim.SGD(
@@ -330,7 +338,8 @@ def evaluate_classifier(model: nn.Module, data: Digits) -> tuple[float, float]:
     model.eval()
     logits = model(data.x_test)
     loss = nn.functional.cross_entropy(logits, data.y_test).item()
-    accuracy = (logits.argmax(dim=1) == data.y_test).float().mean().item()
+    # Counted exactly, so 412 of 450 reads 0.915555..., not a float32 rounding of it.
+    accuracy = (logits.argmax(dim=1) == data.y_test).sum().item() / len(data.y_test)
     return loss, accuracy
 
 

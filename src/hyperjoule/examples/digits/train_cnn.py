@@ -12,10 +12,16 @@ import sys
 from pathlib import Path
 
 import torch
+from _common import (
+    IMAGE_SIDE,
+    NUM_CLASSES,
+    RunOutput,
+    build_parser,
+    load_digits_split,
+    setup,
+    train_classifier,
+)
 from torch import nn
-
-from _common import IMAGE_SIDE, NUM_CLASSES, RunOutput, build_parser, load_digits_split, setup
-from _common import train_classifier
 
 SCRIPT_VERSION = "1.0"
 
@@ -41,18 +47,22 @@ class DigitsCNN(nn.Module):
         x = torch.relu(self.conv2(x))
         x = self.dropout1(self.pool(x)).flatten(1)
         x = self.dropout2(torch.relu(self.fc1(x)))
-        return self.fc2(x)
+        logits: torch.Tensor = self.fc2(x)
+        return logits
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser(__doc__.splitlines()[0], epochs=5, lr=3e-3, dropout=0.25)
+    parser = build_parser(__doc__ or "", epochs=5, lr=3e-3, dropout=0.25)
     args = parser.parse_args(argv)
     device = setup(parser, args)
     data = load_digits_split(device)
     output = RunOutput(Path(__file__).resolve(), SCRIPT_VERSION, args, device, data)
     model = DigitsCNN(*SIZES[args.model], dropout=args.dropout).to(device)
-    print(f"digits-cnn model={args.model} device={device} train={len(data.y_train)} "
-          f"test={len(data.y_test)}", flush=True)
+    print(
+        f"digits-cnn model={args.model} device={device} train={len(data.y_train)} "
+        f"test={len(data.y_test)}",
+        flush=True,
+    )
     train_classifier(model, data, args, device, output)
     return 0
 

@@ -4,7 +4,7 @@
 Each image is a sequence of 8 rows of 8 pixels; the LSTM's last output goes through
 dropout to a linear classifier.
 
-    python train_rnn.py --model small --epochs 5 --lr 0.01 --batch-size 64
+    python train_rnn.py --model small --epochs 5 --lr 0.02 --batch-size 32
 """
 
 from __future__ import annotations
@@ -13,10 +13,16 @@ import sys
 from pathlib import Path
 
 import torch
+from _common import (
+    IMAGE_SIDE,
+    NUM_CLASSES,
+    RunOutput,
+    build_parser,
+    load_digits_split,
+    setup,
+    train_classifier,
+)
 from torch import nn
-
-from _common import IMAGE_SIDE, NUM_CLASSES, RunOutput, build_parser, load_digits_split, setup
-from _common import train_classifier
 
 SCRIPT_VERSION = "1.0"
 
@@ -41,18 +47,22 @@ class DigitsRNN(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         outputs, _ = self.lstm(images)  # (n, rows, hidden)
-        return self.fc(self.dropout(outputs[:, -1]))
+        logits: torch.Tensor = self.fc(self.dropout(outputs[:, -1]))
+        return logits
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser(__doc__.splitlines()[0], epochs=5, lr=1e-2, dropout=0.1)
+    parser = build_parser(__doc__ or "", epochs=5, lr=2e-2, batch_size=32, dropout=0.1)
     args = parser.parse_args(argv)
     device = setup(parser, args)
     data = load_digits_split(device)
     output = RunOutput(Path(__file__).resolve(), SCRIPT_VERSION, args, device, data)
     model = DigitsRNN(*SIZES[args.model], dropout=args.dropout).to(device)
-    print(f"digits-rnn model={args.model} device={device} train={len(data.y_train)} "
-          f"test={len(data.y_test)}", flush=True)
+    print(
+        f"digits-rnn model={args.model} device={device} train={len(data.y_train)} "
+        f"test={len(data.y_test)}",
+        flush=True,
+    )
     train_classifier(model, data, args, device, output)
     return 0
 

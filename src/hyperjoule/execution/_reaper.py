@@ -1,0 +1,95 @@
+"""No orphans: a watchdog that kills the runner's training process groups if it dies.
+
+``PR_SET_PDEATHSIG`` reaches only the direct child; the workers a training script starts
+would survive a runner killed with SIGKILL and keep a GPU busy for days (it happened in
+the lab). The watchdog is a separate tiny process holding the read end of a pipe: the
+kernel closes the write end whatever way the runner dies, and the watchdog then kills
+every group still registered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["GroupReaper"]
+
+logger = logging.getLogger(__name__)
+
+_SCRIPT = Path(__file__).with_name("_reaper_main.py")
+
+
+class GroupReaper:
+    """Registers process groups with a watchdog process for the runner's lifetime.
+
+    Use as a context manager around a study; :meth:`track` each training process group
+    when it starts and :meth:`untrack` it once it was reaped.
+    """
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> GroupReaper:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the watchdog (its own session, so terminal signals do not reach it)."""
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-S", str(_SCRIPT)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                start_new_session=True,
+            )
+        except OSError as e:
+            # Runs still stop on timeout and Ctrl-C; only a SIGKILLed runner could orphan.
+            logger.warning("cannot start the orphan watchdog (%s); continuing without it", e)
+            self._proc = None
+
+    def _send(self, line: str) -> None:
+        if self._proc is None or self._proc.stdin is None:
+            return
+        try:
+            self._proc.stdin.write(line + "\n")
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            logger.warning("orphan watchdog is gone (%s)", e)
+            self._proc = None
+
+    def track(self, pgid: int) -> None:
+        """Have the watchdog kill group ``pgid`` should the runner die."""
+        self._send(f"+{pgid}")
+
+    def untrack(self, pgid: int) -> None:
+        """Forget a group that ended normally."""
+        self._send(f"-{pgid}")
+
+    def close(self) -> None:
+        """Stop the watchdog without killing anything."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(BrokenPipeError, OSError):
+            assert proc.stdin is not None
+            proc.stdin.write("exit\n")
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
