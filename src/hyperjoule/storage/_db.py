@@ -32,6 +32,17 @@ STALE_RUN_ERROR = "runner stopped before the run finished"
 """The error of a run found ``running`` when its study is run again."""
 
 
+def _fix_for(error: sqlite3.Error) -> str:
+    """How to fix the common environment failures, appended to their message."""
+    code = getattr(error, "sqlite_errorcode", None)
+    text = str(error).lower()
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return "; free space on the results disk and run the study again (finished runs are kept)"
+    if code == sqlite3.SQLITE_READONLY or "readonly" in text:
+        return "; make the results directory writable by this user (no sudo needed)"
+    return ""
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -74,7 +85,7 @@ class ResultsStore:
         try:
             yield
         except sqlite3.Error as e:
-            raise StorageError(f"{self.path}: cannot {action}: {e}") from e
+            raise StorageError(f"{self.path}: cannot {action}: {e}{_fix_for(e)}") from e
 
     @contextmanager
     def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:

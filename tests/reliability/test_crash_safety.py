@@ -1,0 +1,322 @@
+"""Crash safety on real processes: SIGKILL the runner, resume, orphans, two runners, full disk.
+
+Every scenario drives ``hyperjoule run`` as a real subprocess over a real SQLite file and
+checks the same invariants afterwards: no training process outlives its runner, the
+database passes ``PRAGMA integrity_check``, and after resuming every planned run is
+finished exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hyperjoule.records import RunStatus
+from hyperjoule.storage import ResultsStore
+
+# Each run starts a worker child (like a data loader) that would sleep for 10 minutes,
+# records both pids, "trains" for a while, then kills its worker and prints its metric.
+SCRIPT = textwrap.dedent(
+    """
+    import argparse, os, subprocess, sys, time
+    p = argparse.ArgumentParser()
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--fill-mib", type=int, default=0)
+    a = p.parse_args()
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    with open(os.path.join(os.environ["PIDS_DIR"], f"{os.getpid()}.pids"), "w") as f:
+        f.write(f"{os.getpid()} {worker.pid}")
+    if a.fill_mib:
+        try:
+            with open(os.path.join(os.environ["HYPERJOULE_RUN_DIR"], "blob"), "wb") as f:
+                for _ in range(a.fill_mib):
+                    f.write(b"x" * 2**20)
+        except OSError as e:
+            print("disk full:", e, flush=True)
+    time.sleep(a.seconds)
+    worker.kill()
+    print(f"Final accuracy={0.5 + a.seed / 1000}", flush=True)
+    """
+)
+
+
+class Lab:
+    """A project directory with the script, its targets and a study."""
+
+    def __init__(self, root: Path, *, runs: int, seconds: float, cooldown_s: float = 0.0):
+        self.root = root
+        self.pids = root / "pids"
+        self.pids.mkdir(parents=True)
+        self.results = root / "results"
+        (root / "train.py").write_text(SCRIPT)
+        target = {
+            "command": ["{python}", "train.py"],
+            "env": {"PIDS_DIR": str(self.pids)},
+            "timeout_s": 60,
+            "hyperparameters": {
+                "seed": {"flag": "--seed", "type": "int", "default": 0, "range": [0, 999]},
+                "seconds": {"flag": "--seconds", "type": "float", "default": seconds},
+                "fill_mib": {"flag": "--fill-mib", "type": "int", "default": 0},
+            },
+            "metrics": {"accuracy": {"regex": r"Final accuracy=([0-9.]+)"}},
+            "required_metrics": ["accuracy"],
+        }
+        (root / "targets.yaml").write_text(yaml.safe_dump({"targets": {"job": target}}))
+        self.runs = runs
+        self.cooldown_s = cooldown_s
+
+    def study(self, name: str = "crash", **experiment: object) -> Path:
+        exp: dict[str, object] = {"target": "job", "mode": "mutation", "mutate": ["seed"]}
+        exp["runs"] = self.runs
+        exp.update(experiment)
+        data = {
+            "name": name,
+            "targets": "targets.yaml",
+            "seed": 3,
+            "defaults": {"cooldown_s": self.cooldown_s},
+            "experiments": [exp],
+        }
+        path = self.root / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    def start(self, study: Path) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hyperjoule", "run", str(study)]
+            + ["--results-dir", str(self.results)],
+            cwd=self.root,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def training_pids(self) -> list[int]:
+        pids: list[int] = []
+        for path in self.pids.glob("*.pids"):
+            with contextlib.suppress(ValueError):
+                pids += [int(p) for p in path.read_text().split()]
+        return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _assert_no_orphans(lab: Lab) -> None:
+    deadline = time.monotonic() + 10
+    alive = [p for p in lab.training_pids() if _alive(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [p for p in alive if _alive(p)]
+    assert not alive, f"training processes outlived the runner: {alive}"
+
+
+def _assert_database_intact(lab: Lab) -> None:
+    db = lab.results / "hyperjoule.db"
+    if not db.exists():
+        return
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+
+
+def _finish(lab: Lab, study: Path) -> None:
+    """Resume until done, then check every planned run finished exactly once."""
+    proc = lab.start(study)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    with ResultsStore(lab.results, create=False) as store:
+        records = list(store.iter_runs(study="crash"))
+        plan = store.load_plan("crash")
+    assert plan is not None
+    finished = [r for r in records if r.status.finished]
+    assert sorted(r.slot_id for r in finished) == sorted(s.slot_id for s in plan[1])
+    assert all(r.status is RunStatus.SUCCEEDED for r in finished)
+    assert all(r.status is RunStatus.INTERRUPTED for r in records if not r.status.finished)
+    # Every summary.csv line is whole: it parses and has the header's width.
+    for summary in lab.results.glob("crash/*/summary.csv"):
+        with open(summary, newline="") as f:
+            rows = list(csv.reader(f))
+        assert all(len(row) == len(rows[0]) for row in rows)
+
+
+def _wait_for(condition: object, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+def _finished_count(lab: Lab) -> int:
+    if not (lab.results / "hyperjoule.db").exists():
+        return 0
+    with ResultsStore(lab.results, create=False) as store:
+        return sum(1 for r in store.iter_runs() if r.status.finished)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert proc.stderr is not None
+    proc.stderr.close()
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    made = Lab(tmp_path / "lab", runs=4, seconds=0.6, cooldown_s=0.8)
+    yield made
+    for pid in made.training_pids():  # never leave a process behind, even on failure
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_run_leaves_no_orphans_and_resumes(lab: Lab) -> None:
+    study = lab.study()
+    proc = lab.start(study)
+    _wait_for(lambda: len(list(lab.pids.glob("*.pids"))) >= 2)  # inside the second run
+    _kill(proc)
+    _assert_no_orphans(lab)
+    _assert_database_intact(lab)
+    _finish(lab, study)
+    _assert_no_orphans(lab)
+
+
+@pytest.mark.slow
+def test_sigkill_between_runs_resumes(lab: Lab) -> None:
+    study = lab.study()
+    proc = lab.start(study)
+    _wait_for(lambda: _finished_count(lab) >= 1)  # first run recorded: now in cooldown
+    _kill(proc)
+    _assert_no_orphans(lab)
+    _assert_database_intact(lab)
+    _finish(lab, study)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("repetition", range(6))
+def test_sigkill_at_random_moments_including_writes(tmp_path: Path, repetition: int) -> None:
+    # Short runs without cooldown: most of the runner's time goes to starting, recording
+    # and writing, so random kill moments land in the middle of writes.
+    lab = Lab(tmp_path / "lab", runs=4, seconds=0.05)
+    study = lab.study()
+    rng = random.Random(repetition)
+    try:
+        for _ in range(3):
+            proc = lab.start(study)
+            time.sleep(rng.uniform(0.3, 2.5))
+            if proc.poll() is None:
+                _kill(proc)
+            else:
+                assert proc.stderr is not None
+                proc.stderr.close()
+            _assert_no_orphans(lab)
+            _assert_database_intact(lab)
+        _finish(lab, study)
+    finally:
+        for pid in lab.training_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_second_runner_of_the_same_study_is_refused(lab: Lab) -> None:
+    study = lab.study()
+    first = lab.start(study)
+    _wait_for(lambda: len(list(lab.pids.glob("*.pids"))) >= 1)
+    second = lab.start(study)
+    _, err = second.communicate(timeout=60)
+    assert second.returncode == 2
+    assert "already running" in err.decode() and "Traceback" not in err.decode()
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err.decode()
+    _finish(lab, study)
+
+
+def test_two_studies_share_a_results_directory(lab: Lab) -> None:
+    lab.cooldown_s = 0.0
+    first, second = lab.study("crash"), lab.study("other", runs=3)
+    procs = [lab.start(first), lab.start(second)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    _assert_database_intact(lab)
+    with ResultsStore(lab.results, create=False) as store:
+        assert sum(1 for _ in store.iter_runs(study="crash")) == 4
+        assert sum(1 for _ in store.iter_runs(study="other")) == 3
+
+
+@contextlib.contextmanager
+def _small_filesystem(path: Path, size_mib: int) -> Iterator[None]:
+    path.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a size-limited tmpfs here (needs root and mount rights)")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_full_results_disk_is_refused_before_training(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "lab", runs=2, seconds=0.05)
+    with _small_filesystem(lab.results, 8):
+        proc = lab.start(lab.study())
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2
+        assert "MiB free" in err.decode() and len(err.decode().strip().splitlines()) == 1
+        assert not list(lab.pids.glob("*.pids")), "no training may start"
+
+
+def test_disk_filling_mid_study_stops_with_database_intact(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "lab", runs=3, seconds=0.05)
+    with _small_filesystem(lab.results, 80):
+        # The second configuration fills the disk from inside the run directory.
+        study = lab.study(
+            mode="default",
+            runs=1,
+        )
+        data = yaml.safe_load(study.read_text())
+        data["experiments"] = [
+            {"target": "job", "mode": "default", "runs": 1},
+            {"target": "job", "mode": "mutation", "mutate": ["fill_mib"], "runs": 1},
+            {"target": "job", "mode": "mutation", "mutate": ["seed"], "runs": 1},
+        ]
+        targets = yaml.safe_load((lab.root / "targets.yaml").read_text())
+        targets["targets"]["job"]["hyperparameters"]["fill_mib"]["range"] = [200, 300]
+        (lab.root / "targets.yaml").write_text(yaml.safe_dump(targets))
+        study.write_text(yaml.safe_dump(data))
+        proc = lab.start(study)
+        _, err = proc.communicate(timeout=120)
+        message = err.decode()
+        assert proc.returncode == 2, message
+        assert "Traceback" not in message
+        assert "free space" in message and len(message.strip().splitlines()) <= 3, message
+        _assert_no_orphans(lab)
+        _assert_database_intact(lab)
+        with ResultsStore(lab.results, create=False) as store:
+            records = list(store.iter_runs())
+        assert records[0].status is RunStatus.SUCCEEDED
+        assert len(records) == 2, "the study stops at the run that filled the disk"
