@@ -14,6 +14,7 @@ from hyperjoule.config._study import (
     MutationExperiment,
     ParallelExperiment,
     StudyFile,
+    SystemSettings,
 )
 from hyperjoule.config._targets import Hyperparameter, MetricSpec, Target, TargetsFile
 from hyperjoule.config._values import canonical_key, coerce_value, format_value
@@ -30,6 +31,7 @@ __all__ = [
     "MutationExperiment",
     "ParallelExperiment",
     "StudyFile",
+    "SystemSettings",
     "Target",
     "TargetsFile",
     "canonical_key",

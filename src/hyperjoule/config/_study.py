@@ -18,6 +18,7 @@ __all__ = [
     "MutationExperiment",
     "ParallelExperiment",
     "StudyFile",
+    "SystemSettings",
 ]
 
 Mutate = Literal["all"] | list[str]
@@ -122,6 +123,19 @@ Experiment = Annotated[
 ]
 
 
+class SystemSettings(StrictModel):
+    """Machine settings applied for the study's duration and restored afterwards.
+
+    Attributes:
+        cpu_governor: CPU frequency governor for every CPU (the lab ran ``performance``).
+        continue_without_permission: Run anyway (recording that the setting was not
+            applied) when the governor cannot be changed; by default the study stops.
+    """
+
+    cpu_governor: str | None = None
+    continue_without_permission: bool = False
+
+
 class StudyFile(StrictModel):
     """The whole ``study.yaml``."""
 
@@ -129,4 +143,5 @@ class StudyFile(StrictModel):
     targets: Path | dict[str, Any]
     seed: int = 0
     defaults: Defaults = Field(default_factory=Defaults)
+    system: SystemSettings = Field(default_factory=SystemSettings)
     experiments: list[Experiment] = Field(min_length=1)

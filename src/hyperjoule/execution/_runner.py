@@ -9,6 +9,7 @@ written to the database, ``run.json`` and ``summary.csv`` before the next run st
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -33,6 +34,7 @@ from hyperjoule.execution._outcome import classify_outcome
 from hyperjoule.execution._plan_state import PlanState, load_plan_state
 from hyperjoule.execution._process import run_process
 from hyperjoule.execution._reaper import GroupReaper
+from hyperjoule.execution._system import CPU_SYSFS_ROOT, SystemKnobs
 from hyperjoule.meters import Meter, MeterConfig, RunUsage, create_meters, merge_readings
 from hyperjoule.metrics import MetricPattern, extract_metrics
 from hyperjoule.provenance import collect_host, collect_target_version
@@ -167,6 +169,7 @@ def run_study(
     observer: RunObserver | None = None,
     stop_event: threading.Event | None = None,
     meters: Sequence[Meter] | None = None,
+    cpu_sysfs_root: Path = CPU_SYSFS_ROOT,
 ) -> StudyResult:
     """Run (or resume) a study and record every run.
 
@@ -178,6 +181,7 @@ def run_study(
             Ctrl-C sets it when this runs in the main thread.
         meters: Meters to use; by default those :func:`hyperjoule.meters.create_meters`
             finds on this machine.
+        cpu_sysfs_root: Where CPU governors live (tests point it at a fake sysfs tree).
 
     Raises:
         PreflightError: Declared assets are missing (nothing is written).
@@ -186,13 +190,20 @@ def run_study(
     check_assets(loaded)
     check_results_dir(results_dir)
     _check_plan(loaded, results_dir)
+    knobs = SystemKnobs(loaded.study.system, cpu_sysfs_root)
+    knobs.check()
     stop = stop_event or threading.Event()
-    lock = StudyLock(results_dir, loaded.name)
-    lock.acquire()
-    own_meters = meters is None
-    active = list(meters) if meters is not None else create_meters(MeterConfig())
-    store = ResultsStore(results_dir)
-    try:
+    with contextlib.ExitStack() as resources:
+        # Released in reverse: meters, database, knobs restored, lock dropped last.
+        resources.enter_context(StudyLock(results_dir, loaded.name))
+        resources.enter_context(knobs)
+        store = resources.enter_context(ResultsStore(results_dir))
+        if meters is None:
+            active = create_meters(MeterConfig())
+            for meter in active:
+                resources.callback(meter.close)
+        else:
+            active = list(meters)
         refuse_live_sessions(store, loaded.name)
         stale = store.mark_stale_running(loaded.name)
         if stale:
@@ -204,21 +215,10 @@ def run_study(
             observer.study_started(loaded.name, session, state)
         status = "completed"
         try:
-            with (
-                _sigint_sets(stop),
-                Heartbeat(results_dir, session),
-                GroupReaper() as reaper,
-            ):
+            with _sigint_sets(stop), Heartbeat(results_dir, session), GroupReaper() as reaper:
                 context = _SessionContext(loaded, store, results_dir, session, active, reaper)
-                for index, spec in enumerate(state.todo, start=1):
-                    if stop.is_set():
-                        break
-                    record = context.execute(spec, index, len(state.todo), stop, observer)
-                    result.records.append(record)
-                    if stop.is_set():
-                        break
-                    if spec.cooldown_s > 0 and index < len(state.todo):
-                        stop.wait(spec.cooldown_s)
+                context.system = knobs.provenance()
+                _run_todo(context, state, stop, observer, result)
             if stop.is_set():
                 status = "interrupted"
                 result.interrupted = True
@@ -231,12 +231,24 @@ def run_study(
             except StorageError as e:  # e.g. the disk filled up: keep the first error
                 logger.error("could not record the end of session %s: %s", session, e)
         return result
-    finally:
-        store.close()
-        lock.release()
-        if own_meters:
-            for meter in active:
-                meter.close()
+
+
+def _run_todo(
+    context: _SessionContext,
+    state: PlanState,
+    stop: threading.Event,
+    observer: RunObserver | None,
+    result: StudyResult,
+) -> None:
+    """Run the unfinished runs in plan order, with cooldowns, until done or stopped."""
+    for index, spec in enumerate(state.todo, start=1):
+        if stop.is_set():
+            return
+        result.records.append(context.execute(spec, index, len(state.todo), stop, observer))
+        if stop.is_set():
+            return
+        if spec.cooldown_s > 0 and index < len(state.todo):
+            stop.wait(spec.cooldown_s)
 
 
 def _check_plan(loaded: LoadedStudy, results_dir: Path) -> None:
@@ -261,6 +273,7 @@ class _SessionContext:
         reaper: GroupReaper,
     ) -> None:
         self.reaper = reaper
+        self.system: dict[str, Any] = {}
         self.loaded = loaded
         self.store = store
         self.results_dir = results_dir
@@ -314,6 +327,7 @@ class _SessionContext:
                 "targets_file": str(self.loaded.targets_path),
                 "study_config_hash": self.loaded.config_hash,
                 "meters": [m.name for m in self.meters],
+                "system": self.system,
             },
         )
         self.store.insert_run(record)

@@ -34,11 +34,12 @@ STALE_RUN_ERROR = "runner stopped before the run finished"
 
 def _fix_for(error: sqlite3.Error) -> str:
     """How to fix the common environment failures, appended to their message."""
-    code = getattr(error, "sqlite_errorcode", None)
+    # Extended codes 13 (SQLITE_FULL) and 8 (SQLITE_READONLY), low byte = primary code.
+    code = getattr(error, "sqlite_errorcode", -1) & 0xFF
     text = str(error).lower()
-    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+    if code == 13 or "disk is full" in text:
         return "; free space on the results disk and run the study again (finished runs are kept)"
-    if code == sqlite3.SQLITE_READONLY or "readonly" in text:
+    if code == 8 or "readonly" in text:
         return "; make the results directory writable by this user (no sudo needed)"
     return ""
 
