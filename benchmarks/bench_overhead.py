@@ -61,7 +61,7 @@ def main() -> None:
         for rep in range(args.repeat):
             study = root / f"study{rep}.yaml"
             study.write_text(
-                f"name: bench{rep}\ntargets: targets.yaml\nseed: {rep}\n"
+                f"name: bench{rep}\ntargets: targets.yaml\nseed: {rep}\nallow_estimates: true\n"
                 f"experiments:\n  - {{target: busy, mode: mutation, mutate: [seed], "
                 f"runs: {args.runs}}}\n"
             )

@@ -89,6 +89,11 @@ class RunSpec:
         max_retries: Extra attempts after a failed one.
         cooldown_s: Pause after the run, in seconds.
         background: The background load (parallel mode only).
+        gpus: NVML indices of the GPUs the run is given (and measured on); None: those
+            of ``CUDA_VISIBLE_DEVICES``, or all.
+        idle_cooldown_max_s: With ``idle_cooldown_within_c``, cool down after the run
+            until the GPUs are this close (degrees C) to idle, at most this long.
+        idle_cooldown_within_c: See ``idle_cooldown_max_s``.
     """
 
     slot_id: str
@@ -103,6 +108,9 @@ class RunSpec:
     max_retries: int = 0
     cooldown_s: float = 0.0
     background: tuple[BackgroundSpec, ...] = ()
+    gpus: tuple[int, ...] | None = None
+    idle_cooldown_max_s: float | None = None
+    idle_cooldown_within_c: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -117,6 +125,8 @@ class RunSpec:
         values = dict(data)
         values["mutated"] = tuple(values.get("mutated", ()))
         values["background"] = tuple(BackgroundSpec(**b) for b in values.get("background", ()))
+        if values.get("gpus") is not None:
+            values["gpus"] = tuple(values["gpus"])
         return cls(**values)
 
 

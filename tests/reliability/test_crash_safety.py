@@ -87,6 +87,7 @@ class Lab:
             "name": name,
             "targets": "targets.yaml",
             "seed": 3,
+            "allow_estimates": True,
             "defaults": {"cooldown_s": self.cooldown_s},
             "experiments": [exp],
         }

@@ -15,6 +15,7 @@ __all__ = [
     "Defaults",
     "Experiment",
     "ForegroundConfig",
+    "IdleCooldown",
     "MutationExperiment",
     "ParallelExperiment",
     "StudyFile",
@@ -24,12 +25,28 @@ __all__ = [
 Mutate = Literal["all"] | list[str]
 
 
+GpuList = list[Annotated[int, Field(ge=0)]]
+
+
+class IdleCooldown(StrictModel):
+    """Cool down until the GPUs are back near their idle temperature, at most ``max_s``.
+
+    The idle temperature comes from the study's baseline (``baseline_s``) or the latest
+    ``hyperjoule baseline``; without GPU temperatures the pause lasts ``max_s``.
+    """
+
+    max_s: float = Field(gt=0)
+    until_gpu_temp_within_c: float = Field(gt=0)
+
+
 class Defaults(StrictModel):
     """Values every experiment inherits unless it sets its own."""
 
     runs: int = Field(default=1, ge=1)
     max_retries: int = Field(default=0, ge=0)
     cooldown_s: float = Field(default=0.0, ge=0)
+    cooldown: IdleCooldown | None = None
+    gpus: GpuList | None = None
 
 
 class _ExperimentBase(StrictModel):
@@ -38,6 +55,8 @@ class _ExperimentBase(StrictModel):
     runs: int | None = Field(default=None, ge=1)
     max_retries: int | None = Field(default=None, ge=0)
     cooldown_s: float | None = Field(default=None, ge=0)
+    cooldown: IdleCooldown | None = None
+    gpus: GpuList | None = None
     hyperparameters: dict[str, Scalar] = Field(default_factory=dict)
 
 
@@ -89,6 +108,8 @@ class ParallelExperiment(StrictModel):
     background: BackgroundConfig | list[BackgroundConfig]
     max_retries: int | None = Field(default=None, ge=0)
     cooldown_s: float | None = Field(default=None, ge=0)
+    cooldown: IdleCooldown | None = None
+    gpus: GpuList | None = None
 
     @field_validator("background")
     @classmethod
@@ -144,4 +165,6 @@ class StudyFile(StrictModel):
     seed: int = 0
     defaults: Defaults = Field(default_factory=Defaults)
     system: SystemSettings = Field(default_factory=SystemSettings)
+    allow_estimates: bool = False
+    baseline_s: float = Field(default=0.0, ge=0)
     experiments: list[Experiment] = Field(min_length=1)

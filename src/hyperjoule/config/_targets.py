@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -100,6 +100,7 @@ class Target(StrictModel):
     timeout_s: float | None = Field(default=None, gt=0)
     assets: list[str] = Field(default_factory=list)
     offline: bool = False
+    gpus: list[Annotated[int, Field(ge=0)]] | None = None
     hyperparameters: dict[str, Hyperparameter] = Field(default_factory=dict)
     metrics: dict[str, MetricSpec] = Field(default_factory=dict)
     required_metrics: list[str] = Field(default_factory=list)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import threading
 from collections.abc import Iterator, Sequence
@@ -30,12 +29,13 @@ from hyperjoule.config import (
 )
 from hyperjoule.errors import PreflightError, StorageError
 from hyperjoule.execution._guards import Heartbeat, check_results_dir, refuse_live_sessions
+from hyperjoule.execution._metering import MeterPool, run_environ
 from hyperjoule.execution._outcome import classify_outcome
 from hyperjoule.execution._plan_state import PlanState, load_plan_state
 from hyperjoule.execution._process import run_process
 from hyperjoule.execution._reaper import GroupReaper
 from hyperjoule.execution._system import CPU_SYSFS_ROOT, SystemKnobs
-from hyperjoule.meters import Meter, MeterConfig, RunUsage, create_meters, merge_readings
+from hyperjoule.meters import Meter, RunUsage, merge_readings
 from hyperjoule.metrics import MetricPattern, extract_metrics
 from hyperjoule.provenance import collect_host, collect_target_version
 from hyperjoule.records import RunRecord, RunSpec, RunStatus
@@ -189,7 +189,18 @@ def run_study(
     """
     check_assets(loaded)
     check_results_dir(results_dir)
-    _check_plan(loaded, results_dir)
+    planned = _check_plan(loaded, results_dir)
+    pool = MeterPool(fixed=meters)
+    try:
+        pool.preflight(
+            planned.todo,
+            loaded.targets,
+            allow_estimates=loaded.study.allow_estimates,
+            study_path=loaded.path,
+        )
+    except BaseException:
+        pool.close()
+        raise
     knobs = SystemKnobs(loaded.study.system, cpu_sysfs_root)
     knobs.check()
     stop = stop_event or threading.Event()
@@ -198,12 +209,7 @@ def run_study(
         resources.enter_context(StudyLock(results_dir, loaded.name))
         resources.enter_context(knobs)
         store = resources.enter_context(ResultsStore(results_dir))
-        if meters is None:
-            active = create_meters(MeterConfig())
-            for meter in active:
-                resources.callback(meter.close)
-        else:
-            active = list(meters)
+        resources.callback(pool.close)
         refuse_live_sessions(store, loaded.name)
         stale = store.mark_stale_running(loaded.name)
         if stale:
@@ -216,7 +222,7 @@ def run_study(
         status = "completed"
         try:
             with _sigint_sets(stop), Heartbeat(results_dir, session), GroupReaper() as reaper:
-                context = _SessionContext(loaded, store, results_dir, session, active, reaper)
+                context = _SessionContext(loaded, store, results_dir, session, pool, reaper)
                 context.system = knobs.provenance()
                 _run_todo(context, state, stop, observer, result)
             if stop.is_set():
@@ -251,13 +257,12 @@ def _run_todo(
             stop.wait(spec.cooldown_s)
 
 
-def _check_plan(loaded: LoadedStudy, results_dir: Path) -> None:
+def _check_plan(loaded: LoadedStudy, results_dir: Path) -> PlanState:
     """Plan without writing, so an impossible study is refused before anything exists."""
     if not (results_dir / DB_FILENAME).exists():
-        load_plan_state(loaded, None, save=False)
-        return
+        return load_plan_state(loaded, None, save=False)
     with ResultsStore(results_dir, create=False) as store:
-        load_plan_state(loaded, store, save=False)
+        return load_plan_state(loaded, store, save=False)
 
 
 class _SessionContext:
@@ -269,7 +274,7 @@ class _SessionContext:
         store: ResultsStore,
         results_dir: Path,
         session: str,
-        meters: Sequence[Meter],
+        meters: MeterPool,
         reaper: GroupReaper,
     ) -> None:
         self.reaper = reaper
@@ -326,7 +331,7 @@ class _SessionContext:
                 "study_file": str(self.loaded.path),
                 "targets_file": str(self.loaded.targets_path),
                 "study_config_hash": self.loaded.config_hash,
-                "meters": [m.name for m in self.meters],
+                "meters": [m.name for m in self.meters.for_run(spec, run_environ(spec, target))],
                 "system": self.system,
             },
         )
@@ -334,7 +339,7 @@ class _SessionContext:
         if observer is not None:
             observer.run_started(index, total, spec, run_id)
         for attempt in range(1, spec.max_retries + 2):
-            self._attempt(record, target, attempt, directory, stop)
+            self._attempt(record, spec, target, attempt, directory, stop)
             if record.status in (RunStatus.SUCCEEDED, RunStatus.INTERRUPTED):
                 break
             if attempt <= spec.max_retries:
@@ -373,6 +378,7 @@ class _SessionContext:
     def _attempt(
         self,
         record: RunRecord,
+        spec: RunSpec,
         target: Target,
         attempt: int,
         directory: Path,
@@ -381,7 +387,8 @@ class _SessionContext:
         log_path = directory / f"attempt-{attempt}.log"
         metrics_file = directory / "metrics.json"
         metrics_file.unlink(missing_ok=True)  # a retry must not read the last attempt's file
-        env = {**os.environ, **target.env}
+        env = run_environ(spec, target)
+        meters = self.meters.for_run(spec, env)
         if target.offline:
             env.update(OFFLINE_ENV)
         env.update(
@@ -390,7 +397,7 @@ class _SessionContext:
             HYPERJOULE_RUN_ID=record.run_id,
             HYPERJOULE_ATTEMPT=str(attempt),
         )
-        for meter in self.meters:
+        for meter in meters:
             meter.start(directory)
         result = run_process(
             record.command,
@@ -403,7 +410,8 @@ class _SessionContext:
         )
         self.reaper.untrack(result.pid)
         usage = RunUsage(duration_s=result.duration_s, cpu_time_s=result.cpu_time_s)
-        energy, power = merge_readings([meter.stop(usage) for meter in self.meters])
+        readings = [meter.stop(usage) for meter in meters]
+        energy, power = merge_readings(readings)
         patterns = {
             name: MetricPattern(regex=m.regex, match=m.match) for name, m in target.metrics.items()
         }
@@ -437,6 +445,7 @@ class _SessionContext:
                 "energy_method": energy.total_method,
                 "metrics_sources": dict(extracted.sources),
                 "metrics_problems": list(extracted.problems),
+                "energy_files": sorted({f for r in readings for f in r.files}),
                 "log": log_path.name,
             }
         )

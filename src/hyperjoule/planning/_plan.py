@@ -130,6 +130,9 @@ def plan_study(loaded: LoadedStudy, measured_keys: MeasuredKeys | None = None) -
                 taken |= set(measured_keys(request.target, model))
             taken.add(key_of(base))  # mutation never plans the all-default configuration
             configs = _mutations(target, base, request, rng, key_of, taken, where)
+        gpu_list = _pick(exp.gpus, _pick(study.defaults.gpus, target.gpus))
+        gpus = tuple(gpu_list) if gpu_list is not None else None
+        idle = _pick(exp.cooldown, study.defaults.cooldown)
         for n, (values, mutated) in enumerate(configs, start=1):
             key = key_of(values)
             seen.add(key)
@@ -147,12 +150,16 @@ def plan_study(loaded: LoadedStudy, measured_keys: MeasuredKeys | None = None) -
                     max_retries=_pick(exp.max_retries, study.defaults.max_retries),
                     cooldown_s=float(_pick(exp.cooldown_s, study.defaults.cooldown_s)),
                     background=background,
+                    gpus=gpus,
+                    idle_cooldown_max_s=idle.max_s if idle is not None else None,
+                    idle_cooldown_within_c=idle.until_gpu_temp_within_c if idle else None,
                 )
             )
     return specs
 
 
-def _pick(value: float | None, default: float) -> Any:
+def _pick(value: Any, default: Any) -> Any:
+    """The experiment's own setting, or the inherited one when it has none."""
     return default if value is None else value
 
 
