@@ -16,6 +16,7 @@ __all__ = [
     "ATTRIBUTIONS",
     "ENERGY_COMPONENTS",
     "METHODS",
+    "BackgroundPolicy",
     "BackgroundSpec",
     "EnergyBlock",
     "EnergyComponent",
@@ -72,6 +73,27 @@ class BackgroundSpec:
 
 
 @dataclass(frozen=True)
+class BackgroundPolicy:
+    """How a parallel run's background is warmed up and judged.
+
+    Attributes:
+        warmup_min_s: The foreground never starts earlier than this after the background.
+        warmup_max_s: It starts at the latest after this, loaded or not.
+        load_threshold_pct: Background load that counts as "loaded": GPU utilisation of
+            the run's GPUs when they can be read, else CPU use of the background's
+            processes in percent of one core.
+        min_background_run_s: Background runs shorter than this do not load anything.
+        require_effective_background: A run whose background was not effective fails.
+    """
+
+    warmup_min_s: float = 2.0
+    warmup_max_s: float = 60.0
+    load_threshold_pct: float = 50.0
+    min_background_run_s: float = 5.0
+    require_effective_background: bool = False
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """One planned run, fully resolved.
 
@@ -108,6 +130,7 @@ class RunSpec:
     max_retries: int = 0
     cooldown_s: float = 0.0
     background: tuple[BackgroundSpec, ...] = ()
+    background_policy: BackgroundPolicy | None = None
     gpus: tuple[int, ...] | None = None
     idle_cooldown_max_s: float | None = None
     idle_cooldown_within_c: float | None = None
@@ -117,6 +140,8 @@ class RunSpec:
         data = dataclasses.asdict(self)
         data["mutated"] = list(self.mutated)
         data["background"] = [dataclasses.asdict(b) for b in self.background]
+        if self.background_policy is not None:
+            data["background_policy"] = dataclasses.asdict(self.background_policy)
         return data
 
     @classmethod
@@ -125,6 +150,8 @@ class RunSpec:
         values = dict(data)
         values["mutated"] = tuple(values.get("mutated", ()))
         values["background"] = tuple(BackgroundSpec(**b) for b in values.get("background", ()))
+        if values.get("background_policy") is not None:
+            values["background_policy"] = BackgroundPolicy(**values["background_policy"])
         if values.get("gpus") is not None:
             values["gpus"] = tuple(values["gpus"])
         return cls(**values)

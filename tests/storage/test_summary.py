@@ -53,6 +53,11 @@ OURS = [
     "energy_cpu_pkg_method",
     "energy_cpu_dram_method",
     "energy_total_method",
+    "energy_attribution",
+    "background_target",
+    "background_model",
+    "background_runs",
+    "background_effective",
     "error",
 ]
 

@@ -106,6 +106,11 @@ class ParallelExperiment(StrictModel):
     mode: Literal["parallel"]
     foreground: ForegroundConfig
     background: BackgroundConfig | list[BackgroundConfig]
+    warmup_min_s: float = Field(default=2.0, ge=0)
+    warmup_max_s: float = Field(default=60.0, gt=0)
+    load_threshold_pct: float = Field(default=50.0, gt=0, le=100)
+    min_background_run_s: float = Field(default=5.0, ge=0)
+    require_effective_background: bool = False
     max_retries: int | None = Field(default=None, ge=0)
     cooldown_s: float | None = Field(default=None, ge=0)
     cooldown: IdleCooldown | None = None

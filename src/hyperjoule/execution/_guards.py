@@ -9,6 +9,7 @@ import socket
 import threading
 from pathlib import Path
 
+from hyperjoule.config import LoadedStudy, ParallelExperiment
 from hyperjoule.errors import PreflightError, StorageError
 from hyperjoule.storage import ResultsStore, StudyBusyError
 
@@ -114,3 +115,37 @@ class Heartbeat:
                     store.heartbeat(self._session)
                 except StorageError as e:  # a busy or full disk must not stop the study
                     logger.warning("heartbeat not recorded: %s", e)
+
+
+def check_assets(loaded: LoadedStudy) -> None:
+    """Refuse a study whose targets' declared assets are missing.
+
+    Raises:
+        PreflightError: Lists every missing asset with its target.
+    """
+    used = _used_targets(loaded)
+    missing = [
+        f"{name}: {asset}"
+        for name in used
+        for asset in loaded.targets[name].assets
+        if not (loaded.targets[name].workdir / Path(asset).expanduser()).exists()
+    ]
+    if missing:
+        raise PreflightError(
+            f"{loaded.targets_path}: declared assets are missing (needed offline): "
+            + "; ".join(missing)
+            + "; put them in place or remove them from 'assets'"
+        )
+
+
+def _used_targets(loaded: LoadedStudy) -> list[str]:
+    names: list[str] = []
+    for exp in loaded.study.experiments:
+        if isinstance(exp, ParallelExperiment):
+            used = [exp.foreground.target, *(b.target for b in exp.backgrounds)]
+        else:
+            used = [exp.target]
+        for name in used:
+            if name not in names:
+                names.append(name)
+    return names

@@ -26,7 +26,7 @@ from hyperjoule.config import (
 )
 from hyperjoule.errors import PlanError
 from hyperjoule.planning._distributions import sample_value, space_size
-from hyperjoule.records import BackgroundSpec, HyperValue, RunSpec
+from hyperjoule.records import BackgroundPolicy, BackgroundSpec, HyperValue, RunSpec
 
 __all__ = ["MeasuredKeys", "plan_study", "resolve_hyperparameters"]
 
@@ -74,6 +74,7 @@ def plan_study(loaded: LoadedStudy, measured_keys: MeasuredKeys | None = None) -
     seen: set[str] = set()
     for index, exp in enumerate(study.experiments):
         background: tuple[BackgroundSpec, ...] = ()
+        policy: BackgroundPolicy | None = None
         mode: Literal["default", "mutation", "parallel"]
         if isinstance(exp, ParallelExperiment):
             fg = exp.foreground
@@ -86,6 +87,13 @@ def plan_study(loaded: LoadedStudy, measured_keys: MeasuredKeys | None = None) -
                 fg.strategy,
             )
             background = tuple(_background(loaded, bg) for bg in exp.backgrounds)
+            policy = BackgroundPolicy(
+                warmup_min_s=exp.warmup_min_s,
+                warmup_max_s=exp.warmup_max_s,
+                load_threshold_pct=exp.load_threshold_pct,
+                min_background_run_s=exp.min_background_run_s,
+                require_effective_background=exp.require_effective_background,
+            )
             mode = "parallel"
         elif isinstance(exp, MutationExperiment):
             request = _Run(
@@ -150,6 +158,7 @@ def plan_study(loaded: LoadedStudy, measured_keys: MeasuredKeys | None = None) -
                     max_retries=_pick(exp.max_retries, study.defaults.max_retries),
                     cooldown_s=float(_pick(exp.cooldown_s, study.defaults.cooldown_s)),
                     background=background,
+                    background_policy=policy,
                     gpus=gpus,
                     idle_cooldown_max_s=idle.max_s if idle is not None else None,
                     idle_cooldown_within_c=idle.until_gpu_temp_within_c if idle else None,

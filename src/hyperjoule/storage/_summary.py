@@ -76,6 +76,11 @@ OUR_COLUMNS = (
     "energy_cpu_pkg_method",
     "energy_cpu_dram_method",
     "energy_total_method",
+    "energy_attribution",
+    "background_target",
+    "background_model",
+    "background_runs",
+    "background_effective",
     "error",
 )
 """hyperjoule's own columns, last, so the lab's column positions stay as they were."""
@@ -135,10 +140,38 @@ def flat_row(record: RunRecord) -> dict[str, Any]:
             "energy_cpu_pkg_method": pkg.method,
             "energy_cpu_dram_method": dram.method,
             "energy_total_method": energy.total_method,
+            "energy_attribution": _attribution(record),
+            **_background_cells(record),
             "error": record.error,
         }
     )
     return row
+
+
+def _attribution(record: RunRecord) -> str | None:
+    """``combined`` when any measured figure includes other work, else ``exclusive``."""
+    measured = [c for c in record.energy.components.values() if c.energy_j is not None]
+    if not measured:
+        return None
+    return "combined" if any(c.attribution == "combined" for c in measured) else "exclusive"
+
+
+def _background_cells(record: RunRecord) -> dict[str, Any]:
+    bg = record.background
+    if not bg:
+        return {
+            "background_target": None,
+            "background_model": None,
+            "background_runs": None,
+            "background_effective": None,
+        }
+    jobs = bg.get("jobs") or [bg]
+    return {
+        "background_target": ";".join(str(j.get("target")) for j in jobs),
+        "background_model": ";".join(str(j.get("model") or "") for j in jobs),
+        "background_runs": sum(int((j.get("runs") or {}).get("count", 0)) for j in jobs),
+        "background_effective": bool(bg.get("effective")),
+    }
 
 
 def _order(columns: Iterable[str]) -> list[str]:

@@ -1,0 +1,332 @@
+"""One run of a study, attempt by attempt: environment, meters, process, outcome, record.
+
+For each attempt the meters open a window, the training process runs (own process group,
+output streamed to ``attempt-N.log``), the window closes, metrics are extracted and the
+outcome classified. Parallel runs start their supervised background first and stop it
+within a second of the foreground's end. The final record goes to the database,
+``run.json`` and ``summary.csv`` before the next run starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from hyperjoule.config import LoadedStudy, Target, format_value, resolve_command
+from hyperjoule.errors import StorageError
+from hyperjoule.execution._background import BackgroundJob, BackgroundSet
+from hyperjoule.execution._metering import MeterPool, run_environ
+from hyperjoule.execution._outcome import classify_outcome
+from hyperjoule.execution._plan_state import PlanState
+from hyperjoule.execution._process import run_process
+from hyperjoule.execution._reaper import GroupReaper
+from hyperjoule.meters import RunUsage, merge_readings
+from hyperjoule.metrics import MetricPattern, extract_metrics
+from hyperjoule.provenance import collect_host, collect_target_version
+from hyperjoule.records import BackgroundPolicy, EnergyBlock, RunRecord, RunSpec, RunStatus
+from hyperjoule.storage import (
+    ResultsStore,
+    SummaryCsv,
+    new_run_id,
+    run_dir,
+    session_dir,
+    write_run_json,
+)
+
+__all__ = ["OFFLINE_ENV", "RunObserver", "SessionContext", "build_argv"]
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+class RunObserver(Protocol):
+    """Receives progress events (the CLI draws its progress bar from them)."""
+
+    def study_started(self, study: str, session: str, plan: PlanState) -> None:
+        """Called once before the first run."""
+
+    def run_started(self, index: int, total: int, spec: RunSpec, run_id: str) -> None:
+        """Called when a run (its first attempt) starts; ``index`` counts from 1."""
+
+    def run_finished(self, index: int, total: int, record: RunRecord) -> None:
+        """Called when a run is recorded."""
+
+
+def build_argv(
+    target: Target, spec_model: str | None, hyperparameters: dict[str, Any]
+) -> list[str]:
+    """Return the full argv of a run: command, fixed args, model flag, every hyperparameter.
+
+    Every declared hyperparameter is passed explicitly, so a record never depends on a
+    script's hidden defaults.
+    """
+    argv = resolve_command(target) + list(target.args)
+    if spec_model is not None and target.model_flag:
+        argv += [target.model_flag, spec_model]
+    for name, hp in target.hyperparameters.items():
+        argv += [hp.flag, format_value(hyperparameters[name])]
+    return argv
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class SessionContext:
+    """Per-session facts shared by the runs of one ``run_study`` call."""
+
+    def __init__(
+        self,
+        loaded: LoadedStudy,
+        store: ResultsStore,
+        results_dir: Path,
+        session: str,
+        meters: MeterPool,
+        reaper: GroupReaper,
+    ) -> None:
+        self.reaper = reaper
+        self.system: dict[str, Any] = {}
+        self.loaded = loaded
+        self.store = store
+        self.results_dir = results_dir
+        self.session = session
+        self.meters = meters
+        self.host = collect_host()
+        self.code_versions: dict[str, dict[str, Any]] = {}
+        self.summary = SummaryCsv(session_dir(results_dir, loaded.name, session) / "summary.csv")
+
+    def _code_version(self, target_name: str) -> dict[str, Any]:
+        if target_name not in self.code_versions:
+            workdir = self.loaded.targets[target_name].workdir
+            self.code_versions[target_name] = collect_target_version(workdir)
+        return self.code_versions[target_name]
+
+    def execute(
+        self,
+        spec: RunSpec,
+        index: int,
+        total: int,
+        stop: threading.Event,
+        observer: RunObserver | None,
+    ) -> RunRecord:
+        """Run one planned run with its retries and record it."""
+        target = self.loaded.targets[spec.target]
+        run_id = new_run_id()
+        directory = run_dir(self.results_dir, spec.study, self.session, run_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        argv = build_argv(target, spec.model, spec.hyperparameters)
+        record = RunRecord(
+            run_id=run_id,
+            study=spec.study,
+            session=self.session,
+            slot_id=spec.slot_id,
+            target=spec.target,
+            model=spec.model,
+            mode=spec.mode,
+            hyperparameters=dict(spec.hyperparameters),
+            mutated=list(spec.mutated),
+            dedup_key=spec.dedup_key,
+            status=RunStatus.RUNNING,
+            started_at=_now(),
+            command=argv,
+            run_dir=str(directory),
+            provenance={
+                "host": self.host,
+                "target_code": self._code_version(spec.target),
+                "cwd": str(target.workdir),
+                "env": dict(target.env),
+                "study_file": str(self.loaded.path),
+                "targets_file": str(self.loaded.targets_path),
+                "study_config_hash": self.loaded.config_hash,
+                "meters": [m.name for m in self.meters.for_run(spec, run_environ(spec, target))],
+                "system": self.system,
+            },
+        )
+        self.store.insert_run(record)
+        if observer is not None:
+            observer.run_started(index, total, spec, run_id)
+        for attempt in range(1, spec.max_retries + 2):
+            self._attempt(record, spec, target, attempt, directory, stop)
+            if record.status in (RunStatus.SUCCEEDED, RunStatus.INTERRUPTED):
+                break
+            if attempt <= spec.max_retries:
+                logger.info("run %s attempt %d: %s; retrying", run_id, attempt, record.status.value)
+        record.ended_at = _now()
+        self._record(record, directory)
+        if observer is not None:
+            observer.run_finished(index, total, record)
+        return record
+
+    def _record(self, record: RunRecord, directory: Path) -> None:
+        """Write the final record to the database, ``run.json`` and ``summary.csv``.
+
+        Each is tried even when another failed (a full disk may still take a database
+        page but not a CSV line); then the first failure stops the study.
+        """
+        failures: list[str] = []
+        steps = (
+            ("database", lambda: self.store.update_run(record)),
+            ("run.json", lambda: write_run_json(directory, record)),
+            ("summary.csv", lambda: self.summary.append(record)),
+        )
+        for what, step in steps:
+            try:
+                step()
+            except (StorageError, OSError) as e:
+                logger.error("run %s: cannot write %s: %s", record.run_id, what, e)
+                failures.append(f"{what} ({e})")
+        if failures:
+            raise StorageError(
+                f"{self.results_dir}: recording run {record.run_id} failed: "
+                + "; ".join(failures)
+                + "; the study stopped; free space or fix permissions, then run it again"
+            )
+
+    def _attempt(
+        self,
+        record: RunRecord,
+        spec: RunSpec,
+        target: Target,
+        attempt: int,
+        directory: Path,
+        stop: threading.Event,
+    ) -> None:
+        log_path = directory / f"attempt-{attempt}.log"
+        metrics_file = directory / "metrics.json"
+        metrics_file.unlink(missing_ok=True)  # a retry must not read the last attempt's file
+        env = run_environ(spec, target)
+        meters = self.meters.for_run(spec, env)
+        if target.offline:
+            env.update(OFFLINE_ENV)
+        env.update(
+            HYPERJOULE_RUN_DIR=str(directory),
+            HYPERJOULE_METRICS_FILE=str(metrics_file),
+            HYPERJOULE_RUN_ID=record.run_id,
+            HYPERJOULE_ATTEMPT=str(attempt),
+        )
+        with self._background(spec, directory / "background" / f"attempt-{attempt}", stop) as bg:
+            if bg is not None:
+                bg.wait_until_loaded(stop)
+            for meter in meters:
+                meter.start(directory)
+            window_start = time.monotonic()
+            result = run_process(
+                record.command,
+                cwd=target.workdir,
+                env=env,
+                log_path=log_path,
+                timeout_s=target.timeout_s,
+                stop_event=stop,
+                on_start=self.reaper.track,
+            )
+            window = (window_start, time.monotonic())
+            self.reaper.untrack(result.pid)
+            usage = RunUsage(duration_s=result.duration_s, cpu_time_s=result.cpu_time_s)
+            readings = [meter.stop(usage) for meter in meters]
+        energy, power = merge_readings(readings)
+        patterns = {
+            name: MetricPattern(regex=m.regex, match=m.match) for name, m in target.metrics.items()
+        }
+        extracted = extract_metrics(log_path, patterns=patterns, metrics_file=metrics_file)
+        status, reason = classify_outcome(
+            result,
+            metrics_found=extracted.values.keys(),
+            required_metrics=target.required_metrics,
+            log_path=log_path,
+        )
+        if bg is not None:
+            record.background = bg.record(window)
+            _mark_combined(energy)
+            if (
+                status is RunStatus.SUCCEEDED
+                and spec.background_policy is not None
+                and spec.background_policy.require_effective_background
+                and not record.background["effective"]
+            ):
+                status = RunStatus.FAILED
+                reason = "background not effective: " + "; ".join(record.background["reasons"])
+        record.attempts = attempt
+        record.status = status
+        record.error = reason
+        record.exit_code = result.exit_code if result.signal is None else -result.signal
+        record.duration_s = result.duration_s
+        record.cpu_time_s = result.cpu_time_s
+        record.metrics = dict(extracted.values)
+        record.energy = energy
+        record.power = power
+        record.attempt_log.append(
+            {
+                "attempt": attempt,
+                "status": status.value,
+                "reason": reason,
+                "exit_code": result.exit_code,
+                "signal": result.signal,
+                "duration_s": result.duration_s,
+                "cpu_time_s": result.cpu_time_s,
+                "max_rss_bytes": result.max_rss_bytes,
+                "energy_total_j": energy.total_j,
+                "energy_method": energy.total_method,
+                "metrics_sources": dict(extracted.sources),
+                "metrics_problems": list(extracted.problems),
+                "energy_files": sorted({f for r in readings for f in r.files}),
+                "log": log_path.name,
+                "background_effective": (
+                    record.background["effective"] if bg is not None and record.background else None
+                ),
+            }
+        )
+        # Keep the database current between attempts: a crash mid-retry loses no attempt.
+        self.store.update_run(record)
+
+    @contextmanager
+    def _background(
+        self, spec: RunSpec, directory: Path, stop: threading.Event
+    ) -> Iterator[BackgroundSet | None]:
+        """Start a parallel run's backgrounds; stop them however the block ends."""
+        if spec.mode != "parallel" or not spec.background:
+            yield None
+            return
+        policy = spec.background_policy or BackgroundPolicy()
+        jobs = []
+        for n, bg in enumerate(spec.background, start=1):
+            bg_target = self.loaded.targets[bg.target]
+            bg_dir = directory / f"{n}-{bg.target}"
+            env = run_environ(spec, bg_target)  # the same GPUs as the foreground
+            if bg_target.offline:
+                env.update(OFFLINE_ENV)
+            env.update(HYPERJOULE_RUN_DIR=str(bg_dir), HYPERJOULE_BACKGROUND="1")
+            jobs.append(
+                BackgroundJob(
+                    spec=bg,
+                    argv=build_argv(bg_target, bg.model, bg.hyperparameters),
+                    cwd=bg_target.workdir,
+                    env=env,
+                    directory=bg_dir,
+                    policy=policy,
+                    reaper=self.reaper,
+                    timeout_s=bg_target.timeout_s,
+                )
+            )
+        backgrounds = BackgroundSet(jobs, policy)
+        backgrounds.start()
+        try:
+            yield backgrounds
+        finally:
+            backgrounds.stop()
+
+
+def _mark_combined(energy: EnergyBlock) -> None:
+    """Parallel runs measure foreground and background together: say so on every figure."""
+    for component in energy.components.values():
+        if component.energy_j is None:
+            continue
+        component.attribution = "combined"
+        note = "includes the background load of this parallel run"
+        component.reason = f"{component.reason}; {note}" if component.reason else note
