@@ -151,10 +151,17 @@ def print_plan(loaded: LoadedStudy, state: PlanState) -> None:
     """Print every planned run, the counts and the time estimate."""
     console = _console()
     table = Table(title=f"plan of study {loaded.name}", show_lines=False)
-    for col in ("slot", "state", "mode", "target/model", "mutated", "hyperparameters"):
+    for col in ("slot", "state", "mode", "target/model", "mutated", "differs from defaults"):
         table.add_column(col, overflow="fold")
     for spec in state.specs:
-        params = " ".join(f"{k}={v}" for k, v in spec.hyperparameters.items())
+        # Every run carries every hyperparameter; only those off their default are news.
+        declared = loaded.targets[spec.target].hyperparameters
+        params = " ".join(
+            f"{k}={v}" for k, v in spec.hyperparameters.items() if v != declared[k].default
+        )
+        params = params or "(all defaults)"
+        if spec.background:
+            params += "  | background: " + ", ".join(_label(b.target, b.model) for b in spec.background)
         table.add_row(
             spec.slot_id,
             "done" if spec.slot_id in state.done else "to run",

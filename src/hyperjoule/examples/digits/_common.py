@@ -17,11 +17,12 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
+import math
 import os
 import platform
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,39 +45,24 @@ METRICS_PREFIX = "HYPERJOULE_METRICS "
 # --- flags ------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _checked(cast: Callable[[str], Any], ok: Callable[[Any], bool], rule: str) -> Any:
+    """Return an argparse ``type`` that reads a number and rejects it unless ``ok``."""
+
+    def parse(text: str) -> Any:
+        value = cast(text)
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+        return value
+
+    parse.__name__ = cast.__name__  # argparse's message: "invalid int value: 'x'"
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not (np.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not (np.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number of 0 or more, got {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not (0.0 <= value < 1.0):
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+_POSITIVE_INT = _checked(int, lambda v: v >= 1, "at least 1")
+_SEED = _checked(int, lambda v: v >= 0, "0 or more")
+_POSITIVE_FLOAT = _checked(float, lambda v: v > 0, "a finite number above 0")
+_NON_NEGATIVE_FLOAT = _checked(float, lambda v: v >= 0, "a finite number of 0 or more")
+_PROBABILITY = _checked(float, lambda v: 0 <= v < 1, "in [0, 1)")
 
 
 def build_parser(
@@ -94,14 +80,14 @@ def build_parser(
     description = " ".join(docstring.split("\n\n")[0].split())
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", choices=["small", "large"], default="small")
-    parser.add_argument("--epochs", type=_positive_int, default=epochs)
-    parser.add_argument("--lr", type=_positive_float, default=lr, help="learning rate")
-    parser.add_argument("--batch-size", type=_positive_int, default=batch_size)
-    parser.add_argument("--weight-decay", type=_non_negative_float, default=0.0)
-    parser.add_argument("--dropout", type=_probability, default=dropout)
+    parser.add_argument("--epochs", type=_POSITIVE_INT, default=epochs)
+    parser.add_argument("--lr", type=_POSITIVE_FLOAT, default=lr, help="learning rate")
+    parser.add_argument("--batch-size", type=_POSITIVE_INT, default=batch_size)
+    parser.add_argument("--weight-decay", type=_NON_NEGATIVE_FLOAT, default=0.0)
+    parser.add_argument("--dropout", type=_PROBABILITY, default=dropout)
     parser.add_argument(
         "--seed",
-        type=_non_negative_int,
+        type=_SEED,
         default=1,
         help="controls weight initialisation, shuffling and dropout; the split is fixed",
     )
@@ -321,7 +307,6 @@ def describe_model(name: str, model: nn.Module) -> dict[str, Any]:
         "name": name,
         "class": type(model).__name__,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "architecture": str(model),
     }
 
@@ -424,9 +409,13 @@ class RunOutput:
             "flags": flags,
             "seeding": {
                 "seed": args.seed,
-                "controls": "weight initialisation, batch order, dropout masks"
-                + (", negative labels" if script.stem == "train_ff" else ""),
-                "split": "fixed (split_seed), the same for every seed",
+                "controls": "weight initialisation, batch order, dropout masks and every "
+                "other random draw in training",
+                "split": "fixed (dataset.split.split_seed), the same for every seed",
+            },
+            "history": {
+                "file": "history.json",
+                "duration_s": "wall time of the epoch's training plus test evaluation",
             },
             **environment(device, args.device),
             "dataset": data.info,
@@ -436,15 +425,6 @@ class RunOutput:
     def write_config(self, **parts: Any) -> None:
         """Add the model, loss, optimizer and scheduler and write ``config.json``."""
         self.config.update(parts)
-        self.config["training"] = {
-            "epochs": self.args.epochs,
-            "batch_size": self.args.batch_size,
-            "lr": self.args.lr,
-            "weight_decay": self.args.weight_decay,
-            "dropout": self.args.dropout,
-            "optimizer": self.args.optimizer,
-            "sgd_momentum": SGD_MOMENTUM if self.args.optimizer == "sgd" else None,
-        }
         write_json_atomic(self.directory / "config.json", self.config)
 
     def record_epoch(
@@ -470,17 +450,10 @@ class RunOutput:
     def finish(self) -> dict[str, Any]:
         """Print the structured metrics line and the human final line; return the metrics."""
         last = self.history[-1]
+        metrics = {k: last[k] for k in ("test_accuracy", "test_loss", "train_loss")}
+        metrics["epochs"] = last["epoch"]
         # A diverged loss is left out rather than reported as a number it is not.
-        metrics = {
-            name: last[key]
-            for name, key in (
-                ("test_accuracy", "test_accuracy"),
-                ("test_loss", "test_loss"),
-                ("train_loss", "train_loss"),
-                ("epochs", "epoch"),
-            )
-            if last[key] is not None
-        }
+        metrics = {k: v for k, v in metrics.items() if v is not None}
         metrics_file = os.environ.get("HYPERJOULE_METRICS_FILE")
         if metrics_file:
             write_json_atomic(Path(metrics_file), metrics)

@@ -8,6 +8,7 @@ MNIST images become scikit-learn's 8x8 digits, so a run takes seconds on a CPU.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -51,8 +52,13 @@ class DigitsCNN(nn.Module):
         return logits
 
 
+def make_parser() -> argparse.ArgumentParser:
+    """Return this script's flags with its defaults."""
+    return build_parser(__doc__ or "", epochs=5, lr=3e-3, dropout=0.25)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser(__doc__ or "", epochs=5, lr=3e-3, dropout=0.25)
+    parser = make_parser()
     args = parser.parse_args(argv)
     device = setup(parser, args)
     data = load_digits_split(device)

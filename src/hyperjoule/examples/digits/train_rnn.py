@@ -9,6 +9,7 @@ dropout to a linear classifier.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -51,8 +52,13 @@ class DigitsRNN(nn.Module):
         return logits
 
 
+def make_parser() -> argparse.ArgumentParser:
+    """Return this script's flags with its defaults."""
+    return build_parser(__doc__ or "", epochs=5, lr=2e-2, batch_size=32, dropout=0.1)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser(__doc__ or "", epochs=5, lr=2e-2, batch_size=32, dropout=0.1)
+    parser = make_parser()
     args = parser.parse_args(argv)
     device = setup(parser, args)
     data = load_digits_split(device)
