@@ -138,10 +138,19 @@ def print_study_result(result: StudyResult, results_dir: Path) -> None:
     console = _console()
     counts = Counter(r.status.value for r in result.records)
     parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to run"
-    energy_j = sum(r.energy.total_j or 0.0 for r in result.records)
     console.print(f"study {result.study}: {parts}; session {result.session}")
-    if result.records:
-        console.print(f"energy of this session's runs: {energy_j:,.1f} J (see each run's method)")
+    measured = [r for r in result.records if r.energy.total_j is not None]
+    if measured:
+        energy_j = sum(r.energy.total_j or 0.0 for r in measured)
+        methods = sorted({r.energy.total_method for r in measured})
+        missing = len(result.records) - len(measured)
+        console.print(
+            f"energy of this session's runs: {energy_j:,.1f} J ({', '.join(methods)}"
+            + (f"; {missing} run(s) without a figure" if missing else "")
+            + ")"
+        )
+    elif result.records:
+        console.print("energy of this session's runs: unavailable (no meter measured them)")
     console.print(f"results: {results_dir / result.study / result.session}")
     if result.interrupted:
         console.print("[yellow]interrupted[/]: run the same command again to resume")
