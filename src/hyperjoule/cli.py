@@ -163,6 +163,17 @@ def init(
     typer.echo(f"next: hyperjoule plan {directory / 'study.yaml'}")
 
 
+def _register_plugins() -> None:
+    """Commands that live in their own modules (each module imports its heavy parts lazily)."""
+    from hyperjoule import _cli_legacy, _doctor
+
+    _doctor.register(app)
+    _cli_legacy.register(app)
+
+
+_register_plugins()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status."""
     args = sys.argv[1:] if argv is None else argv

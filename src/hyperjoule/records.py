@@ -163,6 +163,11 @@ class EnergyComponent:
 
     ``energy_j`` is None exactly when ``method`` is ``unavailable``; ``reason`` then says
     why (and, for estimates, how the figure was made). Never a silent zero.
+
+    ``energy_j`` is gross energy. With an idle baseline of the same devices,
+    ``idle_power_w`` is their idle power and ``net_energy_j`` the dynamic energy
+    (gross minus idle power x duration; negative means below idle, i.e. a stale or noisy
+    baseline, and is not clamped); ``net_reason`` says why there is no net figure.
     """
 
     energy_j: float | None
@@ -172,6 +177,9 @@ class EnergyComponent:
     reason: str | None = None
     sampling_period_s: float | None = None
     wraps: int = 0
+    idle_power_w: float | None = None
+    net_energy_j: float | None = None
+    net_reason: str | None = None
 
     @classmethod
     def unavailable(cls, reason: str) -> EnergyComponent:
@@ -212,6 +220,13 @@ class EnergyBlock:
         for name in ENERGY_COMPONENTS:
             out[f"{name}_j"] = self.get(name).energy_j
         out["total_j"] = self.total_j
+        nets = [
+            self.get(n).net_energy_j for n in ENERGY_COMPONENTS if self.get(n).energy_j is not None
+        ]
+        # Net total only when every component in the gross total has a net figure.
+        out["net_total_j"] = (
+            float(sum(v for v in nets if v is not None)) if nets and None not in nets else None
+        )
         out["total_method"] = self.total_method
         out["total_components"] = [n for n in ENERGY_COMPONENTS if self.get(n).energy_j is not None]
         out["components"] = {n: dataclasses.asdict(self.get(n)) for n in ENERGY_COMPONENTS}

@@ -27,7 +27,7 @@ class NVMLError(Exception):
         return _MESSAGES.get(self.value, f"Unknown Error {self.value}")
 
 
-class NVMLError_NotSupported(NVMLError):  # noqa: N801 - pynvml's own name
+class NVMLError_NotSupported(NVMLError):  # noqa: N801, N818 - pynvml's own name
     def __init__(self) -> None:
         super().__init__(NVML_ERROR_NOT_SUPPORTED)
 
@@ -77,7 +77,7 @@ class FakeNvml:
         if self.references <= 0:
             raise NVMLError(NVML_ERROR_UNINITIALIZED)
 
-    def _gpu(self, handle: Any) -> FakeGpu:
+    def _gpu(self, handle: int) -> FakeGpu:
         self._check_init()
         gpu = self.gpus[handle]
         if gpu.lost:

@@ -6,9 +6,17 @@ from pathlib import Path
 
 import pytest
 from contract import MeterContract
+from fake_nvml import FakeGpu, FakeNvml, two_gpus
 from fake_powercap import FakePowercap
 
-from hyperjoule.meters import EstimateMeter, FakeMeter, Meter, RaplMeter, UnavailableMeter
+from hyperjoule.meters import (
+    EstimateMeter,
+    FakeMeter,
+    Meter,
+    NvmlMeter,
+    RaplMeter,
+    UnavailableMeter,
+)
 from hyperjoule.records import PowerBlock
 
 
@@ -70,3 +78,31 @@ class TestRaplMeterWithoutPowercap(MeterContract):
     @pytest.fixture
     def meter(self, tmp_path: Path) -> Meter:
         return RaplMeter(tmp_path / "absent")
+
+
+class TestNvmlMeterCounter(MeterContract):
+    @pytest.fixture
+    def meter(self) -> Meter:
+        return NvmlMeter(None, 0.01, two_gpus())
+
+
+class TestNvmlMeterIntegrated(MeterContract):
+    @pytest.fixture
+    def meter(self) -> Meter:
+        nvml = FakeNvml([FakeGpu(energy_mj=None, temp_c=None, util_gpu_pct=None, pids=[1])])
+        return NvmlMeter([0], 0.01, nvml)
+
+
+class TestNvmlMeterLostGpu(MeterContract):
+    @pytest.fixture
+    def meter(self) -> Meter:
+        nvml = two_gpus()
+        meter = NvmlMeter(None, 0.01, nvml)
+        nvml.gpus[0].lost = True
+        return meter
+
+
+class TestNvmlMeterWithoutGpus(MeterContract):
+    @pytest.fixture
+    def meter(self) -> Meter:
+        return NvmlMeter([], 0.01, two_gpus())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fake_nvml import FakeNvml
 
 from hyperjoule.meters import (
     EstimateMeter,
@@ -17,8 +18,9 @@ from hyperjoule.meters import (
 )
 
 
-def measure(config: MeterConfig, run_dir: Path, **factory: object) -> dict[str, object]:
-    meters = create_meters(config, environ={}, **factory)  # type: ignore[arg-type]
+def measure(config: MeterConfig, run_dir: Path) -> dict[str, object]:
+    # A stand-in NVML without GPUs keeps these tests the same on a GPU machine.
+    meters = create_meters(config, environ={}, nvml=FakeNvml([]))
     for meter in meters:
         meter.start(run_dir)
     energy, power = merge_readings([m.stop(RunUsage(2.0, 3.0)) for m in meters])
@@ -58,7 +60,8 @@ def test_everything_disabled_leaves_only_reasons(tmp_path: Path) -> None:
 
 
 def test_probe_report(tmp_path: Path) -> None:
-    results = probe_meters(MeterConfig(powercap_root=tmp_path / "none"), environ={})
+    config = MeterConfig(powercap_root=tmp_path / "none")
+    results = probe_meters(config, environ={}, nvml=FakeNvml([]))
     by_name = {r.name: r for r in results}
     assert by_name["estimate"].available
     assert "10 W" in by_name["estimate"].detail

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hyperjoule.config import (
     LoadedStudy,
@@ -28,13 +29,22 @@ from hyperjoule.execution._guards import (
     check_results_dir,
     refuse_live_sessions,
 )
-from hyperjoule.execution._metering import MeterPool
+from hyperjoule.execution._metering import MeterPool, run_environ
 from hyperjoule.execution._plan_state import PlanState, load_plan_state
 from hyperjoule.execution._reaper import GroupReaper
 from hyperjoule.execution._session import RunObserver, SessionContext
 from hyperjoule.execution._system import CPU_SYSFS_ROOT, SystemKnobs
-from hyperjoule.meters import Meter
-from hyperjoule.records import RunRecord, RunStatus
+from hyperjoule.meters import (
+    Baseline,
+    GpuTemperatureReader,
+    Meter,
+    gpu_temperature_reader,
+    load_latest_baseline,
+    measure_baseline,
+    save_baseline,
+    wait_until_idle,
+)
+from hyperjoule.records import RunRecord, RunSpec, RunStatus
 from hyperjoule.storage import (
     DB_FILENAME,
     ResultsStore,
@@ -146,7 +156,9 @@ def run_study(
             with _sigint_sets(stop), Heartbeat(results_dir, session), GroupReaper() as reaper:
                 context = SessionContext(loaded, store, results_dir, session, pool, reaper)
                 context.system = knobs.provenance()
-                _run_todo(context, state, stop, observer, result)
+                context.baseline = _baseline(loaded, results_dir, pool, state, stop)
+                with _Cooldown(context, stop) as cooldown:
+                    _run_todo(context, state, stop, observer, result, cooldown)
             if stop.is_set():
                 status = "interrupted"
                 result.interrupted = True
@@ -167,6 +179,7 @@ def _run_todo(
     stop: threading.Event,
     observer: RunObserver | None,
     result: StudyResult,
+    cooldown: _Cooldown,
 ) -> None:
     """Run the unfinished runs in plan order, with cooldowns, until done or stopped."""
     for index, spec in enumerate(state.todo, start=1):
@@ -175,8 +188,81 @@ def _run_todo(
         result.records.append(context.execute(spec, index, len(state.todo), stop, observer))
         if stop.is_set():
             return
-        if spec.cooldown_s > 0 and index < len(state.todo):
-            stop.wait(spec.cooldown_s)
+        if index < len(state.todo):
+            context.cooldown_before = cooldown.after(spec)
+
+
+def _baseline(
+    loaded: LoadedStudy,
+    results_dir: Path,
+    pool: MeterPool,
+    state: PlanState,
+    stop: threading.Event,
+) -> Baseline | None:
+    """The idle baseline for net energy: measured now (``baseline_s``) or the latest saved."""
+    if loaded.study.baseline_s > 0 and state.todo and not stop.is_set():
+        first = state.todo[0]
+        meters = pool.for_run(first, run_environ(first, loaded.targets[first.target]))
+        logger.info("measuring idle power for %.0f s (baseline_s)", loaded.study.baseline_s)
+        baseline = measure_baseline(meters, loaded.study.baseline_s, stop=stop)
+        save_baseline(results_dir, baseline)
+        return baseline
+    try:
+        return load_latest_baseline(results_dir)
+    except StorageError as e:
+        logger.warning("ignoring the saved idle baseline: %s", e)
+        return None
+
+
+class _Cooldown:
+    """Pauses between runs: fixed ``cooldown_s``, or until the GPUs are back near idle."""
+
+    def __init__(self, context: SessionContext, stop: threading.Event) -> None:
+        self._context = context
+        self._stop = stop
+        self._readers: dict[tuple[int, ...] | None, GpuTemperatureReader | None] = {}
+
+    def __enter__(self) -> _Cooldown:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for reader in self._readers.values():
+            if reader is not None:
+                reader.close()
+
+    def after(self, spec: RunSpec) -> dict[str, Any] | None:
+        """Cool down after ``spec``'s run; return what happened (for the next record)."""
+        if spec.idle_cooldown_max_s is None or spec.idle_cooldown_within_c is None:
+            if spec.cooldown_s > 0:
+                self._stop.wait(spec.cooldown_s)
+                return {"kind": "fixed", "waited_s": spec.cooldown_s}
+            return None
+        baseline = self._context.baseline
+        if spec.gpus not in self._readers:
+            self._readers[spec.gpus] = gpu_temperature_reader(
+                gpu_indices=list(spec.gpus) if spec.gpus is not None else None
+            )
+        reader = self._readers[spec.gpus]
+        target_c = baseline.gpu_temp_c if baseline is not None else None
+        if reader is None or target_c is None:
+            why = "no GPU temperature sensor" if reader is None else "no idle baseline temperature"
+            logger.info("cooldown: %s; waiting the maximum %.0f s", why, spec.idle_cooldown_max_s)
+            self._stop.wait(spec.idle_cooldown_max_s)
+            return {
+                "kind": "until_idle",
+                "reached": False,
+                "waited_s": spec.idle_cooldown_max_s,
+                "reason": why,
+            }
+        reached, waited_s = wait_until_idle(
+            reader, target_c, spec.idle_cooldown_within_c, spec.idle_cooldown_max_s, self._stop
+        )
+        return {
+            "kind": "until_idle",
+            "reached": reached,
+            "waited_s": waited_s,
+            "target_gpu_temp_c": target_c + spec.idle_cooldown_within_c,
+        }
 
 
 def _check_plan(loaded: LoadedStudy, results_dir: Path) -> PlanState:

@@ -26,9 +26,14 @@ from hyperjoule.execution._outcome import classify_outcome
 from hyperjoule.execution._plan_state import PlanState
 from hyperjoule.execution._process import run_process
 from hyperjoule.execution._reaper import GroupReaper
-from hyperjoule.meters import RunUsage, merge_readings
+from hyperjoule.meters import Baseline, RunUsage, merge_readings, net_energy_with_reason
 from hyperjoule.metrics import MetricPattern, extract_metrics
-from hyperjoule.provenance import collect_host, collect_target_version
+from hyperjoule.provenance import (
+    collect_devices,
+    collect_host,
+    collect_target_version,
+    framework_versions,
+)
 from hyperjoule.records import BackgroundPolicy, EnergyBlock, RunRecord, RunSpec, RunStatus
 from hyperjoule.storage import (
     ResultsStore,
@@ -99,8 +104,19 @@ class SessionContext:
         self.session = session
         self.meters = meters
         self.host = collect_host()
+        self.frameworks = framework_versions()
+        self.devices: dict[tuple[int, ...] | None, dict[str, Any]] = {}
         self.code_versions: dict[str, dict[str, Any]] = {}
+        self.baseline: Baseline | None = None
+        self.cooldown_before: dict[str, Any] | None = None
         self.summary = SummaryCsv(session_dir(results_dir, loaded.name, session) / "summary.csv")
+
+    def _devices(self, spec: RunSpec) -> dict[str, Any]:
+        if spec.gpus not in self.devices:
+            self.devices[spec.gpus] = collect_devices(
+                gpu_indices=list(spec.gpus) if spec.gpus is not None else None
+            )
+        return self.devices[spec.gpus]
 
     def _code_version(self, target_name: str) -> dict[str, Any]:
         if target_name not in self.code_versions:
@@ -139,6 +155,10 @@ class SessionContext:
             run_dir=str(directory),
             provenance={
                 "host": self.host,
+                "devices": self._devices(spec),
+                "frameworks": self.frameworks,
+                "baseline": self.baseline.to_dict() if self.baseline is not None else None,
+                "cooldown_before": self.cooldown_before,
                 "target_code": self._code_version(spec.target),
                 "cwd": str(target.workdir),
                 "env": dict(target.env),
@@ -231,6 +251,12 @@ class SessionContext:
             usage = RunUsage(duration_s=result.duration_s, cpu_time_s=result.cpu_time_s)
             readings = [meter.stop(usage) for meter in meters]
         energy, power = merge_readings(readings)
+        if self.baseline is not None:
+            for name, component in energy.components.items():
+                component.idle_power_w = self.baseline.power_w.get(name)
+                component.net_energy_j, component.net_reason = net_energy_with_reason(
+                    component, result.duration_s, self.baseline, name=name
+                )
         patterns = {
             name: MetricPattern(regex=m.regex, match=m.match) for name, m in target.metrics.items()
         }

@@ -13,6 +13,17 @@ record's energy and power blocks, keeping the most trustworthy figure per compon
 """
 
 from hyperjoule.meters._base import Meter, MeterReading, ProbeResult, RunUsage, merge_readings
+from hyperjoule.meters._baseline import (
+    Baseline,
+    GpuTemperatureReader,
+    gpu_temperature_reader,
+    load_latest_baseline,
+    measure_baseline,
+    net_energy,
+    net_energy_with_reason,
+    save_baseline,
+    wait_until_idle,
+)
 from hyperjoule.meters._estimate import EstimateMeter, UnavailableMeter
 from hyperjoule.meters._factory import MeterConfig, create_meters, probe_meters
 from hyperjoule.meters._fake import FakeMeter, PowerTrace
@@ -22,8 +33,10 @@ from hyperjoule.meters._rapl import RaplMeter
 from hyperjoule.meters._sampler import trapezoid_energy_j
 
 __all__ = [
+    "Baseline",
     "EstimateMeter",
     "FakeMeter",
+    "GpuTemperatureReader",
     "Meter",
     "MeterConfig",
     "MeterReading",
@@ -34,8 +47,15 @@ __all__ = [
     "RunUsage",
     "UnavailableMeter",
     "create_meters",
+    "gpu_temperature_reader",
+    "load_latest_baseline",
     "load_nvml",
+    "measure_baseline",
     "merge_readings",
+    "net_energy",
+    "net_energy_with_reason",
     "probe_meters",
+    "save_baseline",
     "trapezoid_energy_j",
+    "wait_until_idle",
 ]

@@ -14,6 +14,7 @@ the whole socket, so figures are ``combined``: other work on the machine is incl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -82,8 +83,9 @@ def discover_rapl_zones(powercap_root: Path = DEFAULT_POWERCAP_ROOT) -> list[Rap
         if match is None or name is None or not name.startswith("package"):
             continue
         zones.append(RaplZone(entry, "package", name, _read_int(entry / "max_energy_range_uj")))
+        # Subzones are linked at the top level and nested in their package directory.
         subzones = {p.name: p for p in entries if _is_subzone_of(p.name, match.group(1))}
-        if entry.is_dir():
+        with contextlib.suppress(OSError):
             subzones.update(
                 {p.name: p for p in entry.iterdir() if _is_subzone_of(p.name, match.group(1))}
             )

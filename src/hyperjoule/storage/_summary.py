@@ -166,11 +166,14 @@ def _background_cells(record: RunRecord) -> dict[str, Any]:
             "background_effective": None,
         }
     jobs = bg.get("jobs") or [bg]
+    counts = [(j.get("runs") or {}).get("count") for j in jobs]
+    effective = bg.get("effective")
     return {
         "background_target": ";".join(str(j.get("target")) for j in jobs),
         "background_model": ";".join(str(j.get("model") or "") for j in jobs),
-        "background_runs": sum(int((j.get("runs") or {}).get("count", 0)) for j in jobs),
-        "background_effective": bool(bg.get("effective")),
+        # Unknown (imported) stays empty: never a made-up 0 or False.
+        "background_runs": sum(counts) if None not in counts else None,
+        "background_effective": bool(effective) if effective is not None else None,
     }
 
 

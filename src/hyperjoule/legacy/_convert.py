@@ -1,0 +1,157 @@
+"""``hyperjoule convert``: the lab's registry and settings files → targets and studies.
+
+Everything is converted and validated in memory first; files are written only when every
+input converted, so a bad input leaves the output directory untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hyperjoule.errors import HyperjouleError
+from hyperjoule.legacy._formats import LegacyWarning
+from hyperjoule.legacy._registry import convert_registry
+from hyperjoule.legacy._settings import ConvertedStudy, convert_settings
+
+__all__ = ["TARGETS_FILENAME", "ConversionResult", "convert_legacy"]
+
+logger = logging.getLogger(__name__)
+
+TARGETS_FILENAME = "targets.yaml"
+"""Name of the converted registry inside the output directory."""
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """What :func:`convert_legacy` wrote and reported.
+
+    Attributes:
+        targets_path: The written ``targets.yaml``.
+        study_paths: One written study per settings file, in the order given.
+        warnings: Every old key that could not be expressed, in file order.
+    """
+
+    targets_path: Path
+    study_paths: list[Path]
+    warnings: list[LegacyWarning]
+
+
+def _dump(data: dict[str, Any], header: list[str]) -> str:
+    body = yaml.safe_dump(
+        data, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100
+    )
+    comments = "".join(f"# {line}\n" if line else "#\n" for line in header)
+    return comments + body
+
+
+def _header(source: Path, warnings: list[LegacyWarning], description: str | None) -> list[str]:
+    lines = [f"Converted by `hyperjoule convert` from {source} (see docs/legacy.md)."]
+    if description:
+        lines += ["", " ".join(description.split())]
+    mine = [w for w in warnings if w.path == source]
+    if mine:
+        lines += ["", "Not converted:"]
+        lines += [f"  {w.key}: {w.message}" if w.key else f"  {w.message}" for w in mine]
+    return lines
+
+
+def _unique_names(studies: list[ConvertedStudy], warnings: list[LegacyWarning]) -> list[str]:
+    """File names per study; study names made unique (two studies must not share a plan)."""
+    files: list[str] = []
+    names: set[str] = set()
+    for study in studies:
+        name = str(study.data["name"])
+        if name in names:
+            n = 2
+            while f"{name}-{n}" in names:
+                n += 1
+            warnings.append(
+                LegacyWarning(
+                    study.source,
+                    "experiment_name",
+                    f"study name {name!r} is taken by another settings file; written as "
+                    f"'{name}-{n}'",
+                )
+            )
+            name = f"{name}-{n}"
+            study.data["name"] = name
+        names.add(name)
+        stem = study.source.stem
+        file_name = f"{stem}.yaml"
+        n = 2
+        while file_name in files or file_name == TARGETS_FILENAME:
+            file_name = f"{stem}-{n}.yaml"
+            n += 1
+        files.append(file_name)
+    return files
+
+
+def convert_legacy(
+    models_config: Path,
+    settings: Sequence[Path] = (),
+    out_dir: Path = Path("."),
+    *,
+    legacy_root: Path | None = None,
+    overwrite: bool = False,
+) -> ConversionResult:
+    """Convert an old ``models_config.json`` and settings files into hyperjoule files.
+
+    Writes ``out_dir/targets.yaml`` and one ``out_dir/<settings stem>.yaml`` per settings
+    file. Keys that cannot be expressed are returned as warnings (and written as comments
+    at the top of the file they came from); the rest is still converted.
+
+    Args:
+        models_config: The old registry.
+        settings: Old study files.
+        out_dir: Where to write; created when missing.
+        legacy_root: Directory the old repository ``path`` values are relative to; by
+            default the directory holding ``models_config``.
+        overwrite: Replace files that exist already.
+
+    Raises:
+        ConfigError: An old file is missing, unreadable or malformed (nothing written).
+        HyperjouleError: An output file exists and ``overwrite`` is False (nothing written).
+    """
+    models_config = Path(models_config)
+    out_dir = Path(out_dir)
+    root = Path(legacy_root) if legacy_root is not None else models_config.parent
+    warnings: list[LegacyWarning] = []
+    targets = convert_registry(models_config, root, out_dir, warnings)
+    unique_settings = list(dict.fromkeys(Path(p) for p in settings))
+    studies = [convert_settings(p, targets, warnings, TARGETS_FILENAME) for p in unique_settings]
+    file_names = _unique_names(studies, warnings)
+
+    outputs: dict[Path, str] = {
+        out_dir / TARGETS_FILENAME: _dump(
+            {"targets": {name: t.data for name, t in targets.items()}},
+            _header(models_config, warnings, None),
+        )
+    }
+    for study, file_name in zip(studies, file_names, strict=True):
+        outputs[out_dir / file_name] = _dump(
+            study.data, _header(study.source, warnings, study.description)
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise HyperjouleError(f"{out_dir} is a file; give a directory to -o (nothing was written)")
+    if not overwrite:
+        existing = [p for p in outputs if p.exists()]
+        if existing:
+            raise HyperjouleError(
+                f"{existing[0]} exists already; pass --force to replace it or choose another "
+                "output directory (nothing was written)"
+            )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path, text in outputs.items():
+            path.write_text(text, encoding="utf-8")
+            logger.info("wrote %s", path)
+    except OSError as e:
+        raise HyperjouleError(f"{out_dir}: cannot write converted files: {e}") from e
+    paths = list(outputs)
+    return ConversionResult(paths[0], paths[1:], warnings)
