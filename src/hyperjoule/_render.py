@@ -41,7 +41,9 @@ _STATUS_STYLE = {
 
 
 def _console() -> Console:
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    # Piped output (logs, `make demo` in CI) gets wide lines instead of folded cells.
+    width = None if sys.stdout.isatty() else 160
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=width)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -170,7 +172,8 @@ def print_plan(loaded: LoadedStudy, state: PlanState) -> None:
         )
         params = params or "(all defaults)"
         if spec.background:
-            params += "  | background: " + ", ".join(_label(b.target, b.model) for b in spec.background)
+            loads = ", ".join(_label(b.target, b.model) for b in spec.background)
+            params += f"  | background: {loads}"
         table.add_row(
             spec.slot_id,
             "done" if spec.slot_id in state.done else "to run",
