@@ -168,10 +168,16 @@ class BackgroundJob:
                 f"{self.policy.min_background_run_s:g} s"
             )
         load = self.load_over(window)
-        level = load["gpu_util_mean_pct"]
-        basis = "GPU utilisation"
-        if level is None:
-            level, basis = load["cpu_util_mean_pct"], "CPU use (% of one core)"
+        # A GPU job loads the GPU, a CPU job the CPU: either counts.
+        levels = [
+            (value, basis)
+            for value, basis in (
+                (load["gpu_util_mean_pct"], "GPU utilisation"),
+                (load["cpu_util_mean_pct"], "CPU use (% of one core)"),
+            )
+            if value is not None
+        ]
+        level, basis = max(levels) if levels else (None, "")
         if level is None:
             reasons.append("background load could not be measured")
         elif level < self.policy.load_threshold_pct:
@@ -295,8 +301,8 @@ class BackgroundSet:
             window = [s for s in job.samples if s.time_s >= max(since, recent)]
             gpu = [s.gpu_pct for s in window if s.gpu_pct is not None]
             cpu = [s.cpu_pct for s in window if s.cpu_pct is not None]
-            values = gpu or cpu
-            if not values or sum(values) / len(values) < self.policy.load_threshold_pct:
+            means = [sum(v) / len(v) for v in (gpu, cpu) if v]
+            if not means or max(means) < self.policy.load_threshold_pct:
                 return False
         return True
 

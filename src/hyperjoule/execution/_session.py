@@ -26,7 +26,13 @@ from hyperjoule.execution._outcome import classify_outcome
 from hyperjoule.execution._plan_state import PlanState
 from hyperjoule.execution._process import run_process
 from hyperjoule.execution._reaper import GroupReaper
-from hyperjoule.meters import Baseline, RunUsage, merge_readings, net_energy_with_reason
+from hyperjoule.meters import (
+    Baseline,
+    RunUsage,
+    gpu_temperature_reader,
+    merge_readings,
+    net_energy_with_reason,
+)
 from hyperjoule.metrics import MetricPattern, extract_metrics
 from hyperjoule.provenance import (
     collect_devices,
@@ -340,12 +346,20 @@ class SessionContext:
                     timeout_s=bg_target.timeout_s,
                 )
             )
-        backgrounds = BackgroundSet(jobs, policy)
+        # GPU utilisation of the shared GPUs says whether a GPU background loads them.
+        gpu_reader = gpu_temperature_reader(
+            gpu_indices=list(spec.gpus) if spec.gpus is not None else None,
+            environ=run_environ(spec, self.loaded.targets[spec.target]),
+        )
+        util = gpu_reader.utilization_pct if gpu_reader is not None else None
+        backgrounds = BackgroundSet(jobs, policy, gpu_util_pct=util)
         backgrounds.start()
         try:
             yield backgrounds
         finally:
             backgrounds.stop()
+            if gpu_reader is not None:
+                gpu_reader.close()
 
 
 def _mark_combined(energy: EnergyBlock) -> None:

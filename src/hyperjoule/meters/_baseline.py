@@ -324,6 +324,16 @@ class GpuTemperatureReader:
                 logger.debug("GPU temperature unreadable: %s", e)
         return max(temps_c) if temps_c else None
 
+    def utilization_pct(self) -> float | None:
+        """Mean GPU utilisation of the given GPUs in percent (None: no reading)."""
+        values: list[float] = []
+        for handle in self._handles:
+            try:
+                values.append(self._api.utilization_pct(handle)[0])
+            except NvmlCallError as e:
+                logger.debug("GPU utilisation unreadable: %s", e)
+        return sum(values) / len(values) if values else None
+
     def close(self) -> None:
         """Release the NVML initialisation; idempotent."""
         if self._closed:
