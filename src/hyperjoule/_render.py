@@ -140,6 +140,11 @@ def print_study_result(result: StudyResult, results_dir: Path) -> None:
     console = _console()
     counts = Counter(r.status.value for r in result.records)
     parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to run"
+    if not result.session:
+        console.print(
+            f"study {result.study}: all {result.planned} planned runs are finished; nothing to run"
+        )
+        return
     console.print(f"study {result.study}: {parts}; session {result.session}")
     measured = [r for r in result.records if r.energy.total_j is not None]
     if measured:

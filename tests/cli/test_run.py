@@ -95,7 +95,7 @@ def test_study_records_every_run_once(project: Project, capsys: pytest.CaptureFi
     # A second run of the finished study adds nothing.
     capsys.readouterr()
     assert _run(project, study) == 0
-    assert "0 to run" in capsys.readouterr().out
+    assert "nothing to run" in capsys.readouterr().out
     assert len(_records(project)) == 7
 
 

@@ -61,7 +61,7 @@ class StudyResult:
     """What a call of :func:`run_study` did."""
 
     study: str
-    session: str
+    session: str  # "" when nothing was left to run (no session was started)
     planned: int
     already_done: int
     records: list[RunRecord] = field(default_factory=list)
@@ -83,7 +83,8 @@ def _sigint_sets(event: threading.Event) -> Iterator[None]:
         return
 
     def handler(signum: int, frame: object) -> None:
-        logger.warning("signal %d received: stopping after recording the current run", signum)
+        if not event.is_set():
+            logger.warning("signal %d received: stopping after recording the current run", signum)
         event.set()
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -147,6 +148,9 @@ def run_study(
         if stale:
             logger.warning("%d run(s) left running by an earlier session marked interrupted", stale)
         state = load_plan_state(loaded, store, save=True)
+        if not state.todo:
+            # Nothing left: no empty session, no empty summary.csv.
+            return StudyResult(loaded.name, "", len(state.specs), len(state.done))
         session = store.begin_session(loaded.name, config=loaded.to_config_dict())
         result = StudyResult(loaded.name, session, len(state.specs), len(state.done))
         if observer is not None:
