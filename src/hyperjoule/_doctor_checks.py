@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from hyperjoule.config import LoadedStudy, ParallelExperiment, Target
+from hyperjoule.config import LoadedStudy, Target
 from hyperjoule.errors import HyperjouleError, MeterError
 from hyperjoule.meters import (
     Baseline,
@@ -292,21 +292,10 @@ def _describe_process(proc: GpuProcess, proc_root: Path) -> str:
     return f"pid {proc.pid} {name}{shown}, {memory}"
 
 
-def _used_targets(loaded: LoadedStudy) -> list[str]:
-    names: list[str] = []
-    for exp in loaded.study.experiments:
-        if isinstance(exp, ParallelExperiment):
-            used = [exp.foreground.target, *(b.target for b in exp.backgrounds)]
-        else:
-            used = [exp.target]
-        names += [n for n in used if n not in names]
-    return names
-
-
 def study_findings(loaded: LoadedStudy, environ: Mapping[str, str]) -> list[Finding]:
     """Per target the study uses: declared assets present, downloads forbidden or not."""
     findings: list[Finding] = []
-    for name in _used_targets(loaded):
+    for name in loaded.used_targets():
         target = loaded.targets[name]
         findings.append(_assets_finding(name, target))
         findings.append(_offline_finding(name, target, environ))

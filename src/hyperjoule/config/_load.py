@@ -71,6 +71,17 @@ class LoadedStudy:
         """The study's name."""
         return self.study.name
 
+    def used_targets(self) -> list[str]:
+        """Names of the targets the experiments use (backgrounds included), in order."""
+        names: list[str] = []
+        for exp in self.study.experiments:
+            if isinstance(exp, ParallelExperiment):
+                used = [exp.foreground.target, *(b.target for b in exp.backgrounds)]
+            else:
+                used = [exp.target]
+            names += [n for n in used if n not in names]
+        return names
+
     def to_config_dict(self) -> dict[str, Any]:
         """Return the study and its targets as JSON-ready data (for provenance)."""
         return {

@@ -9,7 +9,7 @@ import socket
 import threading
 from pathlib import Path
 
-from hyperjoule.config import LoadedStudy, ParallelExperiment
+from hyperjoule.config import LoadedStudy
 from hyperjoule.errors import PreflightError, StorageError
 from hyperjoule.storage import ResultsStore, StudyBusyError
 
@@ -123,7 +123,7 @@ def check_assets(loaded: LoadedStudy) -> None:
     Raises:
         PreflightError: Lists every missing asset with its target.
     """
-    used = _used_targets(loaded)
+    used = loaded.used_targets()
     missing = [
         f"{name}: {asset}"
         for name in used
@@ -136,16 +136,3 @@ def check_assets(loaded: LoadedStudy) -> None:
             + "; ".join(missing)
             + "; put them in place or remove them from 'assets'"
         )
-
-
-def _used_targets(loaded: LoadedStudy) -> list[str]:
-    names: list[str] = []
-    for exp in loaded.study.experiments:
-        if isinstance(exp, ParallelExperiment):
-            used = [exp.foreground.target, *(b.target for b in exp.backgrounds)]
-        else:
-            used = [exp.target]
-        for name in used:
-            if name not in names:
-                names.append(name)
-    return names

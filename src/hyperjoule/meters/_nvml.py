@@ -20,7 +20,12 @@ from typing import Any, TextIO, TypeVar
 from hyperjoule.errors import MeterError
 from hyperjoule.meters._base import Meter, MeterReading, ProbeResult, RunUsage
 from hyperjoule.meters._nvml_api import Nvml, NvmlCallError, load_nvml, visible_gpu_indices
-from hyperjoule.meters._sampler import PeriodicSampler, trapezoid_energy_j
+from hyperjoule.meters._sampler import (
+    PeriodicSampler,
+    SampledWindow,
+    open_timeline,
+    trapezoid_energy_j,
+)
 from hyperjoule.records import Attribution, EnergyComponent, PowerBlock
 
 __all__ = ["NvmlMeter", "probe_nvml"]
@@ -52,7 +57,7 @@ class _Gpu:
         self.utils_pct: list[float] = []
 
 
-class NvmlMeter(Meter):
+class NvmlMeter(SampledWindow, Meter):
     """GPU energy of the given GPUs (per-GPU counter, else integrated power) and timelines.
 
     Args:
@@ -163,7 +168,7 @@ class NvmlMeter(Meter):
                 gpu.counter_error = str(e)
         # Processes already on the GPUs before the run starts cannot be the run's own.
         self._record_pids()
-        self._timeline = _open_timeline(run_dir / "energy" / "gpu.csv")
+        self._timeline = open_timeline(run_dir / "energy" / "gpu.csv", GPU_CSV_HEADER)
         self.sample()
         self._sampler = PeriodicSampler(
             self.sampling_period_s, lambda _now_s: self.sample(), name="hyperjoule-nvml"
@@ -277,36 +282,11 @@ class NvmlMeter(Meter):
             sampling_period_s=self._achieved_period_s(),
         )
 
-    def _stop_sampler(self) -> None:
-        if self._sampler is not None:
-            self._sampler.stop()
-            self._sampler = None
-
-    def _close_timeline(self) -> None:
-        if self._timeline is not None:
-            self._timeline.close()
-            self._timeline = None
-
-    def _abort_window(self) -> None:
-        self._stop_sampler()
-        self._close_timeline()
-
     def _release(self) -> None:
         try:
             self._nvml.shutdown()
         except NvmlCallError as e:
             logger.debug("NVML shutdown failed: %s", e)
-
-
-def _open_timeline(path: Path) -> TextIO | None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        stream = path.open("w", encoding="utf-8")
-    except OSError as e:
-        logger.warning("cannot write the GPU timeline %s: %s", path, e)
-        return None
-    stream.write(GPU_CSV_HEADER + "\n")
-    return stream
 
 
 def probe_nvml(

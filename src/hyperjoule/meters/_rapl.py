@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal, TextIO
 
 from hyperjoule.meters._base import Meter, MeterReading, ProbeResult, RunUsage
-from hyperjoule.meters._sampler import PeriodicSampler
+from hyperjoule.meters._sampler import PeriodicSampler, SampledWindow, open_timeline
 from hyperjoule.meters._units import uj_to_j
 from hyperjoule.records import EnergyComponent
 
@@ -202,7 +202,7 @@ class _ZoneCounter:
         self.last_uj = now_uj
 
 
-class RaplMeter(Meter):
+class RaplMeter(SampledWindow, Meter):
     """CPU package and DRAM energy from RAPL counters (method ``counter``, ``combined``).
 
     Args:
@@ -231,7 +231,11 @@ class RaplMeter(Meter):
     def _open_window(self, run_dir: Path) -> None:
         self._t0_s = time.monotonic()
         self._counters = [_ZoneCounter(zone) for zone in self.zones]
-        self._timeline = _open_timeline(run_dir / "energy" / "cpu.csv") if self.zones else None
+        self._timeline = (
+            open_timeline(run_dir / "energy" / "cpu.csv", "time_s,device,energy_j")
+            if self.zones
+            else None
+        )
         self._write_rows(self._t0_s)
         self._sampler = PeriodicSampler(self.poll_s, self._poll, name="hyperjoule-rapl")
         self._sampler.start()
@@ -289,29 +293,3 @@ class RaplMeter(Meter):
             reason=COMBINED_REASON,
             wraps=sum(c.wraps for c in counters),
         )
-
-    def _stop_sampler(self) -> None:
-        if self._sampler is not None:
-            self._sampler.stop()
-            self._sampler = None
-
-    def _close_timeline(self) -> None:
-        if self._timeline is not None:
-            self._timeline.close()
-            self._timeline = None
-
-    def _abort_window(self) -> None:
-        self._stop_sampler()
-        self._close_timeline()
-
-
-def _open_timeline(path: Path) -> TextIO | None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        stream = path.open("w", encoding="utf-8")
-    except OSError as e:
-        # The timeline is a by-product: energy is still measured without it.
-        logger.warning("cannot write the CPU energy timeline %s: %s", path, e)
-        return None
-    stream.write("time_s,device,energy_j\n")
-    return stream

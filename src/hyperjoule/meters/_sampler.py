@@ -6,6 +6,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
 
 __all__ = ["PeriodicSampler", "trapezoid_energy_j"]
 
@@ -85,3 +87,40 @@ class PeriodicSampler:
             late_s = time.monotonic() - next_s
             if late_s > 0:
                 next_s += (late_s // self.period_s + 1) * self.period_s
+
+
+def open_timeline(path: Path, header: str) -> TextIO | None:
+    """Open a timeline CSV (``energy/*.csv``) and write its header; None when impossible.
+
+    The timeline is a by-product: energy is still measured without it, so failure to
+    write it is a warning, not an error.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stream = path.open("w", encoding="utf-8")
+    except OSError as e:
+        logger.warning("cannot write the energy timeline %s: %s", path, e)
+        return None
+    stream.write(header + "\n")
+    return stream
+
+
+class SampledWindow:
+    """The sampler thread and timeline file a sampling meter holds during a window."""
+
+    _sampler: PeriodicSampler | None = None
+    _timeline: TextIO | None = None
+
+    def _stop_sampler(self) -> None:
+        if self._sampler is not None:
+            self._sampler.stop()
+            self._sampler = None
+
+    def _close_timeline(self) -> None:
+        if self._timeline is not None:
+            self._timeline.close()
+            self._timeline = None
+
+    def _abort_window(self) -> None:
+        self._stop_sampler()
+        self._close_timeline()
