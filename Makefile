@@ -20,6 +20,8 @@ demo: install
 	rm -rf demo-results
 	$(BIN)/hyperjoule run src/hyperjoule/examples/quickstart/study.yaml --results-dir demo-results
 	$(BIN)/hyperjoule runs --results-dir demo-results
+	$(BIN)/hyperjoule report --results-dir demo-results -o demo-results/report.html
+	@echo "report: $(CURDIR)/demo-results/report.html"
 
 test: install
 	$(BIN)/python -m pytest -q

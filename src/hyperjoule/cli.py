@@ -165,8 +165,9 @@ def init(
 
 def _register_plugins() -> None:
     """Commands that live in their own modules (each module imports its heavy parts lazily)."""
-    from hyperjoule import _cli_legacy, _doctor
+    from hyperjoule import _cli_legacy, _cli_report, _doctor
 
+    _cli_report.register(app)
     _doctor.register(app)
     _cli_legacy.register(app)
 

@@ -1,0 +1,84 @@
+"""The ``report`` and ``export`` commands; ``register(app)`` adds them to the CLI.
+
+pandas and matplotlib are imported inside the commands, so they cost nothing to the
+start-up of other commands.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["ExportFormat", "register"]
+
+
+class ExportFormat(str, Enum):
+    """File formats of ``hyperjoule export``."""
+
+    csv = "csv"
+    parquet = "parquet"
+    jsonl = "jsonl"
+
+
+ResultsDir = Annotated[
+    Path, typer.Option("--results-dir", help="Results directory (database and run records).")
+]
+StudyOption = Annotated[
+    str | None, typer.Option("--study", help="Only this study (default: every study).")
+]
+
+
+def report(
+    results_dir: ResultsDir = Path("results"),
+    study: StudyOption = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
+    target_metric: Annotated[
+        str | None,
+        typer.Option(
+            "--target-metric",
+            help="Energy-to-target threshold, e.g. 'test_accuracy>=0.9' (default: automatic).",
+        ),
+    ] = None,
+    timeline_run: Annotated[
+        str | None,
+        typer.Option(
+            "--timeline-run",
+            help="Run whose GPU timeline to show (default: the newest run that has one).",
+        ),
+    ] = None,
+) -> None:
+    """Write one self-contained HTML report: summary, Pareto fronts, sensitivity, cost."""
+    from hyperjoule.report import write_report
+
+    info = write_report(
+        results_dir,
+        output,
+        study=study,
+        target_metric=target_metric,
+        timeline_run=timeline_run,
+    )
+    typer.echo(f"wrote {info.path} ({info.runs:,} runs)")
+
+
+def export(
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="File format.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    results_dir: ResultsDir = Path("results"),
+    study: StudyOption = None,
+) -> None:
+    """Export every run as one flat row (columns: docs/export-schema.md)."""
+    from hyperjoule.report import export_runs
+
+    count = export_runs(results_dir, output, fmt.value, study=study)
+    typer.echo(f"wrote {output} ({count:,} runs, {fmt.value})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``report`` and ``export`` commands to ``app``."""
+    app.command("report")(report)
+    app.command("export")(export)

@@ -1,0 +1,180 @@
+"""``hyperjoule report``: one self-contained HTML file from a results directory."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hyperjoule.report._export import write_atomically
+from hyperjoule.report._frame import RunTables, count_runs, load_tables
+from hyperjoule.report._html import page
+from hyperjoule.report._pool import FigurePool, default_workers
+from hyperjoule.report._sections import (
+    ReportData,
+    hyperparameter_section,
+    pareto_section,
+    summary_section,
+    target_section,
+)
+from hyperjoule.report._sensitivity import MIN_RUNS
+from hyperjoule.report._study_sections import (
+    cost_section,
+    header,
+    methods_section,
+    parallel_section,
+    timeline_section,
+)
+from hyperjoule.report._summary import (
+    TargetMetric,
+    analysed_metrics,
+    auto_target_metric,
+    group_labels,
+    parse_target_metric,
+)
+from hyperjoule.report._timeline import find_timeline, read_timeline
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ReportInfo", "render_report", "write_report"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReportInfo:
+    """What ``write_report`` wrote.
+
+    Attributes:
+        path: The HTML file.
+        runs: Runs in the report.
+        timeline_run: The run whose timeline is shown, None when none was recorded.
+        target: The energy-to-target threshold used (``test_accuracy >= 0.95``), or None.
+    """
+
+    path: Path
+    runs: int
+    timeline_run: str | None
+    target: str | None
+
+
+def render_report(
+    tables: RunTables,
+    results_dir: Path,
+    *,
+    title: str,
+    target_metric: str | None = None,
+    timeline_run: str | None = None,
+    pool: FigurePool | None = None,
+) -> tuple[str, ReportInfo]:
+    """Build the report's HTML from loaded tables; returns the HTML and what it shows.
+
+    With a ``pool`` of workers the HTML holds placeholders until ``pool.fill(html)``;
+    without one every figure is drawn inline.
+
+    Raises:
+        ReportError: ``target_metric`` is malformed or names no metric; ``timeline_run``
+            is unknown or has no timeline.
+    """
+    from hyperjoule.provenance import hyperjoule_version
+
+    runs = tables.runs.assign(group=group_labels(tables.runs))
+    target: TargetMetric | None
+    if target_metric is not None:
+        target = parse_target_metric(target_metric, list(runs.columns))
+    else:
+        target = auto_target_metric(runs)
+    found = find_timeline(runs, results_dir, timeline_run)
+    timeline = read_timeline(*found) if found is not None else None
+    data = ReportData(
+        runs=runs,
+        attempts=tables.attempts,
+        results_dir=results_dir,
+        title=title,
+        metrics=analysed_metrics(runs),
+        target=target,
+        pool=pool or FigurePool(0),
+    )
+    sections = [
+        ("summary", "Summary per target and model", summary_section),
+        ("pareto", "Energy against performance: Pareto fronts", pareto_section),
+        ("target", "Energy to reach a target", target_section),
+        ("hyperparameters", "Hyperparameters: effects and sensitivity", hyperparameter_section),
+        ("parallel", "Parallel against isolated runs", parallel_section),
+        ("cost", "What the study cost", cost_section),
+    ]
+    built = []
+    for anchor, heading, build in sections:
+        built.append((anchor, heading, build(data)))
+        logger.debug("report: section %s built", anchor)
+    built.append(("timeline", "Timeline of one run", timeline_section(timeline, data)))
+    built.append(("methods", "Methods", methods_section(data)))
+    html = page(f"hyperjoule report: {title}", header(data, hyperjoule_version()), built)
+    info = ReportInfo(
+        path=Path(),
+        runs=len(runs),
+        timeline_run=None if timeline is None else timeline.run_id,
+        target=None if target is None else str(target),
+    )
+    return html, info
+
+
+def expected_figures(runs: pd.DataFrame) -> int:
+    """About how many figures a report draws: three per target/model with enough runs."""
+    counts = group_labels(runs)[runs["status"] == "succeeded"].value_counts()
+    return 2 + 3 * int((counts >= MIN_RUNS).sum())
+
+
+def write_report(
+    results_dir: Path | str,
+    output: Path | str = "report.html",
+    *,
+    study: str | None = None,
+    target_metric: str | None = None,
+    timeline_run: str | None = None,
+) -> ReportInfo:
+    """Write the HTML report of a results directory (one study, or all of them).
+
+    Args:
+        results_dir: The results directory.
+        output: The HTML file to write (replaced atomically).
+        study: Only this study; None: every study in the database.
+        target_metric: Energy-to-target threshold, ``METRIC>=VALUE`` (or ``<=``, ``>``,
+            ``<``); None: chosen automatically.
+        timeline_run: Run whose GPU timeline to show; None: the newest run that has one.
+
+    Raises:
+        StorageError: No database, no runs, unknown study, or the file cannot be written.
+        ReportError: Bad ``target_metric`` or ``timeline_run``.
+    """
+    results = Path(results_dir)
+    start_s = time.perf_counter()
+    # Workers start first: they import matplotlib while this process reads the runs.
+    with FigurePool(default_workers(count_runs(results, study))) as pool:
+        tables = load_tables(results, study, pool=pool)
+        logger.debug(
+            "report: %d runs read in %.1f s", len(tables.runs), time.perf_counter() - start_s
+        )
+        pool.start(default_workers(len(tables.runs), expected_figures(tables.runs)))
+        title = study if study is not None else "all studies"
+        studies = sorted(tables.runs["study"].dropna().unique())
+        if study is None and len(studies) == 1:
+            title = str(studies[0])
+        html, info = render_report(
+            tables,
+            results,
+            title=title,
+            target_metric=target_metric,
+            timeline_run=timeline_run,
+            pool=pool,
+        )
+        logger.debug("report: sections built at %.1f s", time.perf_counter() - start_s)
+        html = pool.fill(html)
+        logger.debug("report: figures drawn at %.1f s", time.perf_counter() - start_s)
+    path = Path(output)
+    write_atomically(path, lambda tmp: tmp.write_text(html, encoding="utf-8"), "report")
+    logger.info("wrote %s (%d runs)", path, info.runs)
+    return ReportInfo(path=path, runs=info.runs, timeline_run=info.timeline_run, target=info.target)
