@@ -114,8 +114,7 @@ def main() -> None:
     bare, measured = statistics.median(bare_s), statistics.median(measured_s)
     print(f"meters: {', '.join(m.name for m in meters)} (GPU sampled at 10 Hz)")
     print(
-        f"work compute time, median of {args.repeat}: "
-        f"bare {bare:.3f} s, measured {measured:.3f} s"
+        f"work compute time, median of {args.repeat}: bare {bare:.3f} s, measured {measured:.3f} s"
     )
     print(f"ratio measured/bare: {measured / bare:.4f}  (goal <= 1.02)")
     print(
