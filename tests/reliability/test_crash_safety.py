@@ -214,6 +214,39 @@ def test_sigkill_between_runs_resumes(lab: Lab) -> None:
 
 
 @pytest.mark.slow
+def test_sigkill_in_the_middle_of_a_database_write(lab: Lab) -> None:
+    # Hold the database's write lock while a run ends: the runner blocks inside its
+    # write of the final record, and is killed there.
+    study = lab.study()
+    proc = lab.start(study)
+    _wait_for(lambda: (lab.results / "hyperjoule.db").exists() and _running_count(lab) == 1)
+    blocker = sqlite3.connect(lab.results / "hyperjoule.db", timeout=30)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        logs = lambda: list(lab.results.glob("crash/*/*/attempt-1.log"))  # noqa: E731
+        _wait_for(lambda: any("Final accuracy" in p.read_text() for p in logs()))
+        time.sleep(0.5)  # the runner now waits for the lock inside update_run
+        assert proc.poll() is None
+        _kill(proc)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    _assert_no_orphans(lab)
+    _assert_database_intact(lab)
+    _finish(lab, study)
+
+
+def _running_count(lab: Lab) -> int:
+    conn = sqlite3.connect(lab.results / "hyperjoule.db", timeout=30)
+    try:
+        return int(conn.execute("SELECT count(*) FROM runs WHERE status='running'").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0  # tables not created yet
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("repetition", range(6))
 def test_sigkill_at_random_moments_including_writes(tmp_path: Path, repetition: int) -> None:
     # Short runs without cooldown: most of the runner's time goes to starting, recording
