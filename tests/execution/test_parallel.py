@@ -100,6 +100,8 @@ def test_looping_background_is_supervised_and_effective(project: Project) -> Non
     assert bg["target"] == "burner" and bg["hyperparameters"] == {"seconds": 60.0}
     assert bg["runs"]["count"] == 1 and bg["load"]["cpu_util_mean_pct"] > 30
     assert bg["jobs"][0]["runs"]["details"][0]["stopped_by_hyperjoule"] is True
+    # Stopped as soon as the foreground ended: the bound is one second.
+    assert 0 <= bg["stopped_after_foreground_s"] < 1.0
     for component in record.energy.components.values():
         if component.energy_j is not None:
             assert component.attribution == "combined"
@@ -139,6 +141,7 @@ def test_foreground_timeout_stops_the_background(project: Project) -> None:
     assert main(["run", str(study), "--results-dir", str(project.results)]) == 0
     [record] = _records(project)
     assert record.status is RunStatus.TIMEOUT
+    assert (record.background or {})["stopped_after_foreground_s"] < 1.0
     _assert_backgrounds_gone(pids)
 
 

@@ -244,6 +244,7 @@ class BackgroundSet:
         self._sampler = threading.Thread(target=self._sample, name="background-load", daemon=True)
         self.warmup_s: float | None = None
         self.loaded_at_start = False
+        self.stopped_at_s: float | None = None  # monotonic time when every job had ended
 
     def start(self) -> None:
         """Start every background and the load sampler."""
@@ -313,6 +314,7 @@ class BackgroundSet:
             thread.start()
         for thread in threads:
             thread.join()
+        self.stopped_at_s = time.monotonic()
         self._stop.set()
         if self._sampler.is_alive():
             self._sampler.join()
@@ -337,6 +339,10 @@ class BackgroundSet:
             "effective": not reasons,
             "reasons": reasons,
             "warmup_s": self.warmup_s,
+            # How long the background outlived the foreground (the goal is under 1 s).
+            "stopped_after_foreground_s": (
+                self.stopped_at_s - window[1] if self.stopped_at_s is not None else None
+            ),
             "loaded_at_start": self.loaded_at_start,
             "jobs": jobs,
         }
