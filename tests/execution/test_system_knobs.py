@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +103,40 @@ def test_unknown_governor_is_refused(project: Project, tmp_path: Path) -> None:
     with pytest.raises(PreflightError, match="not available here"):
         run_study(load_study(path), project.results, cpu_sysfs_root=cpu_root)
     assert not project.results.exists()
+
+
+def test_governor_restored_when_the_runner_is_killed(project: Project, tmp_path: Path) -> None:
+    cpu_root = _fake_cpus(tmp_path, ["powersave", "powersave"])
+    study = _study(project, cpu_root)
+    # A long run, so the runner is surely mid-study when it is killed.
+    path = project.root / "targets.yaml"
+    path.write_text(
+        path.read_text().replace(
+            "print(open(sys.argv[1]).read())",
+            "import time; print(open(sys.argv[1]).read()); time.sleep(60)",
+        )
+    )
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from hyperjoule.config import load_study\n"
+        "from hyperjoule.execution import run_study\n"
+        "study, results, cpus = (Path(a) for a in sys.argv[1:])\n"
+        "run_study(load_study(study), results, cpu_sysfs_root=cpus)\n"
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-c", code, str(study), str(project.results), str(cpu_root)]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while _governors(cpu_root) != ["performance", "performance"]:
+            assert time.monotonic() < deadline, "the study never set the governor"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        runner.kill()  # SIGKILL: no finally block of the runner runs
+        runner.wait(timeout=10)
+        while _governors(cpu_root) != ["powersave", "powersave"]:
+            assert time.monotonic() < deadline + 10, "the watchdog did not restore the governor"
+            time.sleep(0.05)
+    finally:
+        if runner.poll() is None:
+            runner.kill()

@@ -79,6 +79,14 @@ class GroupReaper:
         """Forget a group that ended normally."""
         self._send(f"-{pgid}")
 
+    def restore_on_death(self, path: Path, value: str) -> None:
+        """Have the watchdog write ``value`` back to ``path`` should the runner die."""
+        self._send(f"={path}\t{value}")
+
+    def forget_restore(self, path: Path) -> None:
+        """The runner restored ``path`` itself."""
+        self._send(f"!{path}")
+
     def close(self) -> None:
         """Stop the watchdog without killing anything."""
         proc, self._proc = self._proc, None

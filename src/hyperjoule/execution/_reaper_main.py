@@ -1,9 +1,11 @@
 """Watchdog process that kills training process groups when the runner dies.
 
 Run as a script (not imported): it reads ``+PGID`` / ``-PGID`` lines on stdin from the
-runner. When stdin reaches end-of-file without a final ``exit`` line, the runner is gone
-(killed by any signal, even SIGKILL): every group still tracked gets SIGTERM, then
-SIGKILL after a short grace, so no training process outlives its runner. It deliberately
+runner, and ``=PATH<TAB>VALUE`` / ``!PATH`` lines for machine settings to write back.
+When stdin reaches end-of-file without a final ``exit`` line, the runner is gone (killed
+by any signal, even SIGKILL): every group still tracked gets SIGTERM, then SIGKILL after
+a short grace, so no training process outlives its runner; then every setting still
+registered (a CPU governor) is restored. It deliberately
 imports nothing from hyperjoule so that it starts fast and cannot fail on a broken
 environment.
 """
@@ -31,10 +33,18 @@ def main() -> int:
     # Ctrl-C in the terminal is for the runner, which stops runs cleanly itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tracked: set[int] = set()
+    restore: dict[str, str] = {}
     for line in sys.stdin:
-        text = line.strip()
+        text = line.rstrip("\n")
         if text == "exit":
             return 0
+        if text.startswith("=") and "\t" in text:
+            path, value = text[1:].split("\t", 1)
+            restore.setdefault(path, value)  # the first value is the one before the study
+            continue
+        if text.startswith("!"):
+            restore.pop(text[1:], None)
+            continue
         if text[:1] in "+-" and text[1:].isdigit():
             pgid = int(text[1:])
             if text[0] == "+":
@@ -54,6 +64,12 @@ def main() -> int:
             os.killpg(pgid, signal.SIGKILL)
         except ProcessLookupError:
             continue
+    for path, value in restore.items():
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError:
+            continue  # nothing left to report to: the runner is gone
     return 0
 
 

@@ -138,8 +138,10 @@ def run_study(
     knobs.check()
     stop = stop_event or threading.Event()
     with contextlib.ExitStack() as resources:
-        # Released in reverse: meters, database, knobs restored, lock dropped last.
+        # Released in reverse: meters, database, knobs restored, watchdog, lock last.
         resources.enter_context(StudyLock(results_dir, loaded.name))
+        reaper = resources.enter_context(GroupReaper())
+        knobs.reaper = reaper
         resources.enter_context(knobs)
         store = resources.enter_context(ResultsStore(results_dir))
         resources.callback(pool.close)
@@ -157,7 +159,7 @@ def run_study(
             observer.study_started(loaded.name, session, state)
         status = "completed"
         try:
-            with _sigint_sets(stop), Heartbeat(results_dir, session), GroupReaper() as reaper:
+            with _sigint_sets(stop), Heartbeat(results_dir, session):
                 context = SessionContext(loaded, store, results_dir, session, pool, reaper)
                 context.system = knobs.provenance()
                 context.baseline = _baseline(loaded, results_dir, pool, state, stop)

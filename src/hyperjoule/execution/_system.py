@@ -15,6 +15,7 @@ from typing import Any
 
 from hyperjoule.config import SystemSettings
 from hyperjoule.errors import PreflightError
+from hyperjoule.execution._reaper import GroupReaper
 
 __all__ = ["CPU_SYSFS_ROOT", "SystemKnobs"]
 
@@ -32,9 +33,16 @@ class SystemKnobs:
         skipped: One line per setting that could not be applied, for provenance.
     """
 
-    def __init__(self, settings: SystemSettings, cpu_root: Path = CPU_SYSFS_ROOT) -> None:
+    def __init__(
+        self,
+        settings: SystemSettings,
+        cpu_root: Path = CPU_SYSFS_ROOT,
+        reaper: GroupReaper | None = None,
+    ) -> None:
         self.settings = settings
         self.cpu_root = cpu_root
+        # The watchdog restores the settings should the runner be killed with SIGKILL.
+        self.reaper = reaper
         self.applied: dict[str, Any] = {}
         self.previous: dict[Path, str] = {}
         self.skipped: list[str] = []
@@ -73,6 +81,8 @@ class SystemKnobs:
             for path in files:
                 current = path.read_text().strip()
                 if current != wanted:
+                    if self.reaper is not None:
+                        self.reaper.restore_on_death(path, current)
                     path.write_text(wanted)
                     self.previous[path] = current
         except OSError as e:  # EACCES without root, EROFS in containers, EINVAL from cpufreq
@@ -103,6 +113,9 @@ class SystemKnobs:
                 path.write_text(value)
             except OSError as e:
                 logger.error("could not restore %s to %s: %s", path, value, e)
+            else:
+                if self.reaper is not None:
+                    self.reaper.forget_restore(path)
             del self.previous[path]
 
     def __exit__(
