@@ -16,7 +16,6 @@ import gzip
 import hashlib
 import importlib.metadata
 import importlib.util
-import json
 import math
 import os
 import platform
@@ -25,11 +24,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from _output import RunOutput
 
 EXAMPLES_VERSION = "1.0"
 """Version of the bundled examples as a whole; bump when any script's behaviour changes."""
@@ -147,7 +149,7 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -361,102 +363,3 @@ def train_classifier(
         synchronize(device)
         output.record_epoch(epoch, train_loss, test_loss, accuracy, time.perf_counter() - start)
     output.finish()
-
-
-# --- output ------------------------------------------------------------------------------
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON so a reader never sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _finite(value: float) -> float | None:
-    # A diverged loss is NaN, which strict JSON cannot hold; null says "no number".
-    return value if np.isfinite(value) else None
-
-
-class RunOutput:
-    """The run's output directory, its ``config.json`` and ``history.json``, and the metrics."""
-
-    def __init__(
-        self,
-        script: Path,
-        script_version: str,
-        args: argparse.Namespace,
-        device: torch.device,
-        data: Digits,
-    ) -> None:
-        if args.out_dir is not None:
-            self.directory, source = args.out_dir, "--out-dir"
-        elif os.environ.get("HYPERJOULE_RUN_DIR"):
-            self.directory, source = Path(os.environ["HYPERJOULE_RUN_DIR"]), "HYPERJOULE_RUN_DIR"
-        else:
-            self.directory, source = Path.cwd(), "current directory"
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.args = args
-        self.history: list[dict[str, Any]] = []
-        flags = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-        self.config: dict[str, Any] = {
-            "script": script.name,
-            "script_version": script_version,
-            "script_sha256": _sha256(script),
-            "common_sha256": _sha256(Path(__file__)),
-            "examples_version": EXAMPLES_VERSION,
-            "argv": sys.argv[1:],
-            "flags": flags,
-            "seeding": {
-                "seed": args.seed,
-                "controls": "weight initialisation, batch order, dropout masks and every "
-                "other random draw in training",
-                "split": "fixed (dataset.split.split_seed), the same for every seed",
-            },
-            "history": {
-                "file": "history.json",
-                "duration_s": "wall time of the epoch's training plus test evaluation",
-            },
-            **environment(device, args.device),
-            "dataset": data.info,
-            "output": {"directory": str(self.directory.resolve()), "chosen_by": source},
-        }
-
-    def write_config(self, **parts: Any) -> None:
-        """Add the model, loss, optimizer and scheduler and write ``config.json``."""
-        self.config.update(parts)
-        write_json_atomic(self.directory / "config.json", self.config)
-
-    def record_epoch(
-        self, epoch: int, train_loss: float, test_loss: float, accuracy: float, duration_s: float
-    ) -> None:
-        """Print one human line and rewrite ``history.json`` (kept current after a crash)."""
-        self.history.append(
-            {
-                "epoch": epoch,
-                "train_loss": _finite(train_loss),
-                "test_loss": _finite(test_loss),
-                "test_accuracy": accuracy,
-                "duration_s": duration_s,
-            }
-        )
-        write_json_atomic(self.directory / "history.json", self.history)
-        print(
-            f"Epoch {epoch}/{self.args.epochs} train_loss={train_loss:.4f} "
-            f"test_loss={test_loss:.4f} test_accuracy={accuracy:.4f} ({duration_s:.2f} s)",
-            flush=True,
-        )
-
-    def finish(self) -> dict[str, Any]:
-        """Print the structured metrics line and the human final line; return the metrics."""
-        last = self.history[-1]
-        metrics = {k: last[k] for k in ("test_accuracy", "test_loss", "train_loss")}
-        metrics["epochs"] = last["epoch"]
-        # A diverged loss is left out rather than reported as a number it is not.
-        metrics = {k: v for k, v in metrics.items() if v is not None}
-        metrics_file = os.environ.get("HYPERJOULE_METRICS_FILE")
-        if metrics_file:
-            write_json_atomic(Path(metrics_file), metrics)
-        print(METRICS_PREFIX + json.dumps(metrics), flush=True)
-        print(f"Final test_accuracy={metrics['test_accuracy']:.4f}", flush=True)
-        return metrics

@@ -16,12 +16,12 @@ import torch
 from _common import (
     IMAGE_SIDE,
     NUM_CLASSES,
-    RunOutput,
     build_parser,
     load_digits_split,
     setup,
     train_classifier,
 )
+from _output import RunOutput
 from torch import nn
 
 SCRIPT_VERSION = "1.0"

@@ -27,7 +27,6 @@ from _common import (
     IMAGE_SIDE,
     NUM_CLASSES,
     Digits,
-    RunOutput,
     build_parser,
     describe_model,
     describe_optimizer,
@@ -37,6 +36,7 @@ from _common import (
     shuffled_batches,
     synchronize,
 )
+from _output import RunOutput
 from torch import nn
 
 SCRIPT_VERSION = "1.0"
