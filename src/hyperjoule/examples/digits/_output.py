@@ -13,12 +13,22 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from _common import EXAMPLES_VERSION, METRICS_PREFIX, Digits, environment, sha256_file
+from _common import (
+    EXAMPLES_VERSION,
+    METRICS_PREFIX,
+    Digits,
+    environment,
+    load_digits_split,
+    setup,
+    sha256_file,
+)
+from torch import nn
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -116,3 +126,27 @@ class RunOutput:
         print(METRICS_PREFIX + json.dumps(metrics), flush=True)
         print(f"Final test_accuracy={metrics['test_accuracy']:.4f}", flush=True)
         return metrics
+
+
+def run_script(
+    name: str,
+    script: Path,
+    script_version: str,
+    parser: argparse.ArgumentParser,
+    build_model: Callable[[argparse.Namespace], nn.Module],
+    train: Callable[[nn.Module, Digits, argparse.Namespace, torch.device, RunOutput], None],
+    argv: list[str] | None = None,
+) -> int:
+    """The ``main`` every digits script shares: flags, data, output, model, training."""
+    args = parser.parse_args(argv)
+    device = setup(parser, args)
+    data = load_digits_split(device)
+    output = RunOutput(script, script_version, args, device, data)
+    model = build_model(args).to(device)
+    print(
+        f"{name} model={args.model} device={device} train={len(data.y_train)} "
+        f"test={len(data.y_test)}",
+        flush=True,
+    )
+    train(model, data, args, device, output)
+    return 0

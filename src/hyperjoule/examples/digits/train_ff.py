@@ -30,13 +30,11 @@ from _common import (
     build_parser,
     describe_model,
     describe_optimizer,
-    load_digits_split,
     make_optimizer,
-    setup,
     shuffled_batches,
     synchronize,
 )
-from _output import RunOutput
+from _output import RunOutput, run_script
 from torch import nn
 
 SCRIPT_VERSION = "1.0"
@@ -174,19 +172,15 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    device = setup(parser, args)
-    data = load_digits_split(device)
-    output = RunOutput(Path(__file__).resolve(), SCRIPT_VERSION, args, device, data)
-    model = FFNet(SIZES[args.model], dropout=args.dropout).to(device)
-    print(
-        f"digits-ff model={args.model} device={device} train={len(data.y_train)} "
-        f"test={len(data.y_test)}",
-        flush=True,
+    return run_script(
+        "digits-ff",
+        Path(__file__).resolve(),
+        SCRIPT_VERSION,
+        make_parser(),
+        lambda a: FFNet(SIZES[a.model], dropout=a.dropout),
+        train,
+        argv,
     )
-    train(model, data, args, device, output)
-    return 0
 
 
 if __name__ == "__main__":

@@ -18,11 +18,9 @@ from _common import (
     IMAGE_SIDE,
     NUM_CLASSES,
     build_parser,
-    load_digits_split,
-    setup,
     train_classifier,
 )
-from _output import RunOutput
+from _output import run_script
 from torch import nn
 
 SCRIPT_VERSION = "1.0"
@@ -58,19 +56,15 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    device = setup(parser, args)
-    data = load_digits_split(device)
-    output = RunOutput(Path(__file__).resolve(), SCRIPT_VERSION, args, device, data)
-    model = DigitsRNN(*SIZES[args.model], dropout=args.dropout).to(device)
-    print(
-        f"digits-rnn model={args.model} device={device} train={len(data.y_train)} "
-        f"test={len(data.y_test)}",
-        flush=True,
+    return run_script(
+        "digits-rnn",
+        Path(__file__).resolve(),
+        SCRIPT_VERSION,
+        make_parser(),
+        lambda a: DigitsRNN(*SIZES[a.model], dropout=a.dropout),
+        train_classifier,
+        argv,
     )
-    train_classifier(model, data, args, device, output)
-    return 0
 
 
 if __name__ == "__main__":
