@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from hyperjoule.config import LoadedStudy, Target
+from hyperjoule.config import OFFLINE_ENV, LoadedStudy, Target
 from hyperjoule.errors import HyperjouleError, MeterError
 from hyperjoule.meters import (
     Baseline,
@@ -45,7 +45,7 @@ __all__ = [
 
 Status = Literal["ok", "warn", "fail"]
 
-OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+OFFLINE_VARS = tuple(OFFLINE_ENV)
 _FALSE_VALUES = ("", "0", "false", "no", "off")
 
 

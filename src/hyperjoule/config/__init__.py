@@ -17,10 +17,17 @@ from hyperjoule.config._study import (
     StudyFile,
     SystemSettings,
 )
-from hyperjoule.config._targets import Hyperparameter, MetricSpec, Target, TargetsFile
+from hyperjoule.config._targets import (
+    OFFLINE_ENV,
+    Hyperparameter,
+    MetricSpec,
+    Target,
+    TargetsFile,
+)
 from hyperjoule.config._values import canonical_key, coerce_value, format_value
 
 __all__ = [
+    "OFFLINE_ENV",
     "BackgroundConfig",
     "DefaultExperiment",
     "Defaults",

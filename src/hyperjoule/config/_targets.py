@@ -9,9 +9,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["Hyperparameter", "MetricSpec", "StrictModel", "Target", "TargetsFile"]
+__all__ = ["OFFLINE_ENV", "Hyperparameter", "MetricSpec", "StrictModel", "Target", "TargetsFile"]
 
 Scalar = int | float | str | bool
+
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+"""Environment a target with ``offline: true`` runs with (no hub downloads)."""
 
 
 class StrictModel(BaseModel):

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hyperjoule.config import Target
+from hyperjoule.config import OFFLINE_ENV, Target
 from hyperjoule.errors import PreflightError
 from hyperjoule.meters import EstimateMeter, Meter, MeterConfig, create_meters
 from hyperjoule.records import RunSpec
@@ -22,9 +22,12 @@ def run_environ(spec: RunSpec, target: Target) -> dict[str, str]:
     """The environment a run's process and its meters see (before hyperjoule's own vars).
 
     A run given ``gpus`` sees exactly those: ``CUDA_VISIBLE_DEVICES`` is set to their
-    NVML indices, overriding the inherited value.
+    NVML indices, overriding the inherited value. An ``offline`` target gets
+    :data:`~hyperjoule.config.OFFLINE_ENV`.
     """
     env = {**os.environ, **target.env}
+    if target.offline:
+        env.update(OFFLINE_ENV)
     if spec.gpus is not None:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpus)
         # NVML numbers GPUs by PCI bus; CUDA by speed unless told otherwise.

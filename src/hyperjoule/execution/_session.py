@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,14 +46,13 @@ from hyperjoule.storage import (
     new_run_id,
     run_dir,
     session_dir,
+    utc_timestamp,
     write_run_json,
 )
 
-__all__ = ["OFFLINE_ENV", "RunObserver", "SessionContext", "build_argv"]
+__all__ = ["RunObserver", "SessionContext", "build_argv"]
 
 logger = logging.getLogger(__name__)
-
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
 class RunObserver(Protocol):
@@ -84,10 +82,6 @@ def build_argv(
     for name, hp in target.hyperparameters.items():
         argv += [hp.flag, format_value(hyperparameters[name])]
     return argv
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 class SessionContext:
@@ -156,7 +150,7 @@ class SessionContext:
             mutated=list(spec.mutated),
             dedup_key=spec.dedup_key,
             status=RunStatus.RUNNING,
-            started_at=_now(),
+            started_at=utc_timestamp(),
             command=argv,
             run_dir=str(directory),
             provenance={
@@ -184,7 +178,7 @@ class SessionContext:
                 break
             if attempt <= spec.max_retries:
                 logger.info("run %s attempt %d: %s; retrying", run_id, attempt, record.status.value)
-        record.ended_at = _now()
+        record.ended_at = utc_timestamp()
         self._record(record, directory)
         if observer is not None:
             observer.run_finished(index, total, record)
@@ -229,8 +223,6 @@ class SessionContext:
         metrics_file.unlink(missing_ok=True)  # a retry must not read the last attempt's file
         env = run_environ(spec, target)
         meters = self.meters.for_run(spec, env)
-        if target.offline:
-            env.update(OFFLINE_ENV)
         env.update(
             HYPERJOULE_RUN_DIR=str(directory),
             HYPERJOULE_METRICS_FILE=str(metrics_file),
@@ -331,8 +323,6 @@ class SessionContext:
             bg_target = self.loaded.targets[bg.target]
             bg_dir = directory / f"{n}-{bg.target}"
             env = run_environ(spec, bg_target)  # the same GPUs as the foreground
-            if bg_target.offline:
-                env.update(OFFLINE_ENV)
             env.update(HYPERJOULE_RUN_DIR=str(bg_dir), HYPERJOULE_BACKGROUND="1")
             jobs.append(
                 BackgroundJob(

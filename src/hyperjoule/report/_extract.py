@@ -18,7 +18,7 @@ from typing import Any
 
 from hyperjoule.errors import StorageError
 from hyperjoule.records import ENERGY_COMPONENTS
-from hyperjoule.report._schema import POWER_COLUMNS
+from hyperjoule.report._schema import LEADING_COLUMNS, POWER_COLUMNS
 
 __all__ = [
     "ATTEMPT_FIELDS",
@@ -31,25 +31,8 @@ __all__ = [
     "no_gc",
 ]
 
-_IDENTITY = (
-    "run_id",
-    "study",
-    "session",
-    "slot_id",
-    "target",
-    "model",
-    "mode",
-    "mutated",
-    "status",
-    "attempts",
-    "exit_code",
-    "started_at",
-    "ended_at",
-    "duration_s",
-    "cpu_time_s",
-    "hyperparameters",
-    "metrics",
-)
+# The flat leading columns are record fields of the same name; then the nested maps.
+_IDENTITY = (*LEADING_COLUMNS, "hyperparameters", "metrics")
 _COMPONENT_FIELDS = ("energy_j", "net_energy_j", "method", "attribution", "devices", "reason")
 
 RECORD_PATHS: tuple[str, ...] = (

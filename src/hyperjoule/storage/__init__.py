@@ -20,6 +20,7 @@ from hyperjoule.storage._layout import (
     read_run_json,
     run_dir,
     session_dir,
+    utc_timestamp,
     write_run_json,
 )
 from hyperjoule.storage._lock import LOCK_FILENAME, StudyBusyError, StudyLock
@@ -55,5 +56,6 @@ __all__ = [
     "run_dir",
     "session_dir",
     "summary_columns",
+    "utc_timestamp",
     "write_run_json",
 ]

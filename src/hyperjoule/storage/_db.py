@@ -14,14 +14,13 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from hyperjoule.errors import StorageError
 from hyperjoule.records import RunRecord, RunSpec, RunStatus
-from hyperjoule.storage._layout import new_session_id, record_to_json
+from hyperjoule.storage._layout import new_session_id, record_to_json, utc_timestamp
 from hyperjoule.storage._schema import DB_FILENAME, RUN_COLUMNS, open_database, run_row
 
 __all__ = ["STALE_RUN_ERROR", "ResultsStore"]
@@ -42,10 +41,6 @@ def _fix_for(error: sqlite3.Error) -> str:
     if code == 8 or "readonly" in text:
         return "; make the results directory writable by this user (no sudo needed)"
     return ""
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 class ResultsStore:
@@ -132,7 +127,7 @@ class ResultsStore:
                 "INSERT INTO plans (study, config_hash, specs_json, saved_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(study) DO UPDATE SET config_hash = excluded.config_hash, "
                 "specs_json = excluded.specs_json, saved_at = excluded.saved_at",
-                (study, config_hash, specs_json, _now()),
+                (study, config_hash, specs_json, utc_timestamp()),
             )
 
     def load_plan(self, study: str) -> tuple[str, list[RunSpec]] | None:
@@ -161,7 +156,7 @@ class ResultsStore:
                 (
                     session,
                     study,
-                    _now(),
+                    utc_timestamp(),
                     json.dumps(config, default=str, sort_keys=True),
                     time.time(),
                     os.getpid(),
@@ -203,7 +198,7 @@ class ResultsStore:
         with self._transaction(f"end session {session}") as conn:
             cursor = conn.execute(
                 "UPDATE sessions SET ended_at = ?, status = ? WHERE session = ?",
-                (_now(), status, session),
+                (utc_timestamp(), status, session),
             )
             if cursor.rowcount == 0:
                 raise StorageError(f"{self.path}: cannot end session {session}: no such session")

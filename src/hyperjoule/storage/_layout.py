@@ -23,10 +23,17 @@ __all__ = [
     "record_to_json",
     "run_dir",
     "session_dir",
+    "utc_timestamp",
     "write_run_json",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def utc_timestamp() -> str:
+    """Now, as the ISO 8601 UTC timestamp (milliseconds) records and the database hold."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
 
 RUN_JSON = "run.json"
 """File name of the full record inside a run directory."""
