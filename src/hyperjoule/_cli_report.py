@@ -6,11 +6,17 @@ start-up of other commands.
 
 from __future__ import annotations
 
+import functools
+import logging
+import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
+
+from hyperjoule.errors import HyperjouleError
 
 __all__ = ["ExportFormat", "register"]
 
@@ -21,6 +27,41 @@ class ExportFormat(str, Enum):
     csv = "csv"
     parquet = "parquet"
     jsonl = "jsonl"
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+logger = logging.getLogger("hyperjoule")
+
+
+def one_line_failures(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn an unexpected failure of an analysis command into one line and exit 1.
+
+    Bad input (a ``HyperjouleError``) still goes to the CLI's exit 2. Anything else is a
+    bug met on some data: the user gets one line naming it, the traceback only with
+    ``--debug``.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (HyperjouleError, typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            from hyperjoule.cli import debug_enabled
+
+            if debug_enabled():
+                logger.exception("%s failed", command.__name__)
+            text = " ".join(str(e).split()) or "no message"
+            sys.stderr.write(
+                f"hyperjoule: error: {command.__name__} failed: {type(e).__name__}: {text}"
+                " (this is a bug; --debug shows the traceback)\n"
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper
 
 
 ResultsDir = Annotated[
@@ -80,5 +121,5 @@ def export(
 
 def register(app: typer.Typer) -> None:
     """Add the ``report`` and ``export`` commands to ``app``."""
-    app.command("report")(report)
-    app.command("export")(export)
+    app.command("report")(one_line_failures(report))
+    app.command("export")(one_line_failures(export))

@@ -37,6 +37,11 @@ ResultsDir = Annotated[
 _DEBUG = {"on": False}
 
 
+def debug_enabled() -> bool:
+    """Whether ``--debug`` was given (tracebacks and debug logs wanted)."""
+    return _DEBUG["on"]
+
+
 class OutputFormat(str, Enum):
     """Output formats of ``hyperjoule runs``."""
 

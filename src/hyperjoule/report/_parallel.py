@@ -47,7 +47,10 @@ class ParallelComparison:
 
 
 def parallel_vs_isolated(runs: pd.DataFrame) -> ParallelComparison | None:
-    """Compare succeeded parallel-mode runs with succeeded isolated ones; None without both."""
+    """Compare succeeded parallel-mode runs with succeeded isolated ones.
+
+    Returns None unless some target/model has succeeded runs with energy of both kinds.
+    """
     import pandas as pd
 
     ok = runs[(runs["status"] == "succeeded") & runs["energy_total_j"].notna()]
@@ -74,6 +77,8 @@ def parallel_vs_isolated(runs: pd.DataFrame) -> ParallelComparison | None:
                 "energy_ratio": par.value / iso.value if iso.value else math.nan,
             }
         )
+    if not rows:  # parallel runs of some models, isolated runs of others: no pair
+        return None
     by_group = pd.DataFrame(rows)
     # Identical hyperparameter rows hash alike; target and model are in the group.
     key = pd.util.hash_pandas_object(ok[hp_columns(ok.columns)], index=False)

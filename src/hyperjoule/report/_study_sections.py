@@ -92,9 +92,14 @@ def parallel_section(data: ReportData) -> str:
     """Parallel-mode runs against isolated ones of the same target/model."""
     comparison = parallel_vs_isolated(data.runs)
     if comparison is None:
-        has_parallel = bool((data.runs["mode"] == "parallel").any())
-        what = "no isolated runs to compare them with" if has_parallel else "no parallel-mode runs"
-        return f"<p>Nothing to compare: these records have {what}.</p>"
+        is_parallel = data.runs["mode"] == "parallel"
+        if not is_parallel.any():
+            what = "these records have no parallel-mode runs"
+        elif is_parallel.all():
+            what = "these records have no isolated runs to compare them with"
+        else:
+            what = "no target/model has succeeded runs with energy both in parallel and isolated"
+        return f"<p>Nothing to compare: {esc(what)}.</p>"
     parallel = data.runs[data.runs["mode"] == "parallel"]
     effective = parallel["background_effective"]
     parts = [
