@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--legacy-root",
                 help="Directory the old repository paths are relative to "
-                "(default: the directory of MODELS_CONFIG).",
+                "(default: the directory of MODELS_CONFIG or its parent, whichever holds "
+                "the repositories).",
             ),
         ] = None,
         force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
@@ -54,13 +55,20 @@ def register(app: typer.Typer) -> None:
             models_config, settings or [], out_dir, legacy_root=legacy_root, overwrite=force
         )
         _report(result.warnings)
-        typer.echo(f"wrote {result.targets_path}")
+        for failure in result.failed:
+            typer.echo(f"error: {failure} (this file was not converted)", err=True)
+        typer.echo(f"wrote {result.targets_path} (repositories relative to {result.legacy_root})")
         for path in result.study_paths:
             typer.echo(f"wrote {path}")
         if result.warnings:
             typer.echo(
                 f"{len(result.warnings)} key(s) could not be converted (listed above and as "
                 "comments in the files)"
+            )
+        if result.failed:
+            typer.echo(
+                f"{len(result.failed)} settings file(s) could not be converted (listed above); "
+                f"{len(result.study_paths)} converted"
             )
         for path in result.study_paths:
             typer.echo(f"next: hyperjoule plan {path}")

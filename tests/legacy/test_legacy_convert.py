@@ -318,10 +318,10 @@ GOOD = {"models": {"toy": {"path": ".", "train_script": "train.py"}}}
             None,
             ["supported_hyperparams.lr.flag", "required"],
         ),
-        (GOOD, "[1, 2]", ["bad.json", "JSON object"]),
+        (GOOD, "[1, 2]", ["bad.json", "experiments.0", "must be an object"]),
+        (GOOD, '"text"', ["bad.json", "list of them"]),
         (GOOD, {"experiments": [{"repo": "toyy"}]}, ["experiments.0.repo", "'toyy'", "toy"]),
         (GOOD, {"experiments": []}, ["experiments: required"]),
-        (GOOD, {"mode": "sweep", "experiments": [{"repo": "toy"}]}, ["mode: mode 'sweep'"]),
         (GOOD, {"runs_per_config": 0, "experiments": [{"repo": "toy"}]}, ["runs_per_config"]),
         (
             {
@@ -436,3 +436,79 @@ def test_cli_convert(
     assert f"next: hyperjoule plan {out / 'parallel.yaml'}" in captured.out
     for name in ("default", "mutation", "parallel"):
         load_study(out / f"{name}.yaml")
+
+
+# -- the lab's real shapes: nonparallel, comments, list files, one bad file -----------------
+
+
+def test_nonparallel_mode_converts_as_mutation_with_a_note(lab: Path) -> None:
+    out, warnings = _convert(lab, "stage7_nonparallel")
+    study = load_study(out / "stage7_nonparallel.yaml").study
+    assert [e.mode for e in study.experiments] == ["mutation"] * 3
+    assert [e.mutate for e in study.experiments if isinstance(e, MutationExperiment)] == [
+        ["epochs"],
+        ["learning_rate"],
+        ["epochs"],
+    ]
+    assert ("stage7_nonparallel.json", "mode") in warnings
+    assert ("stage7_nonparallel.json", "experiments.4.mode") in warnings
+
+
+def test_comment_entries_and_keys_make_one_summary_line(lab: Path) -> None:
+    result = convert_legacy(
+        lab / "config" / "models_config.json",
+        [lab / "settings" / "stage7_nonparallel.json"],
+        lab / "out",
+        legacy_root=lab,
+    )
+    comment_lines = [w for w in result.warnings if "comment" in w.message]
+    assert len(comment_lines) == 1
+    assert "2 comment-only experiment(s) and 2 comment key(s) dropped" in comment_lines[0].message
+    assert not any("comment" in w.key for w in result.warnings)
+
+
+def test_a_top_level_list_is_the_experiment_list(lab: Path) -> None:
+    out, warnings = _convert(lab, "stage8_list")
+    study = load_study(out / "stage8_list.yaml").study
+    assert study.name == "stage8_list"
+    assert [(e.target, e.model, e.mode) for e in study.experiments] == [
+        ("examples", "siamese", "mutation"),
+        ("MRT-OAST", None, "default"),
+    ]
+    assert [k for f, k in warnings if f == "stage8_list.json"] == [""]  # comment summary
+
+
+def test_one_bad_settings_file_is_reported_and_the_others_written(
+    lab: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = ("default", "stage9_broken", "stage7_nonparallel", "stage8_list", "mutation")
+    args = ["convert", str(lab / "config" / "models_config.json")]
+    args += [str(lab / "settings" / f"{n}.json") for n in names]
+    code = _cli(monkeypatch, [*args, "-o", str(lab / "hj")])
+    captured = capsys.readouterr()
+    assert code == 0
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert "stage9_broken.json: experiments.0.repo: repository 'VulBERTa'" in errors[0]
+    assert "1 settings file(s) could not be converted (listed above); 4 converted" in captured.out
+    assert not (lab / "hj" / "stage9_broken.yaml").exists()
+    for name in names:
+        if name != "stage9_broken":
+            assert load_study(lab / "hj" / f"{name}.yaml").study.experiments
+
+
+def test_nothing_written_when_no_settings_file_converts(lab: Path) -> None:
+    bad = lab / "settings" / "stage9_broken.json"
+    with pytest.raises(ConfigError, match="1 other settings file"):
+        convert_legacy(lab / "config" / "models_config.json", [bad, lab / "nope.json"], lab / "o")
+    assert not (lab / "o").exists()
+
+
+def test_legacy_root_is_found_one_level_above_config(lab: Path) -> None:
+    # The lab keeps config/models_config.json and repos/ side by side under one root.
+    result = convert_legacy(lab / "config" / "models_config.json", [], lab / "out")
+    assert result.legacy_root == lab
+    assert (
+        load_targets(lab / "out" / "targets.yaml")["examples"].workdir
+        == (lab / "repos" / "examples").resolve()
+    )

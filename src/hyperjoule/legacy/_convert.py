@@ -1,7 +1,8 @@
 """``hyperjoule convert``: the lab's registry and settings files → targets and studies.
 
-Everything is converted and validated in memory first; files are written only when every
-input converted, so a bad input leaves the output directory untouched.
+Everything is converted and validated in memory first. A settings file that cannot be
+converted is reported and left out while the others are written; when none of them (or
+the registry) converts, nothing is written.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from hyperjoule.errors import HyperjouleError
+from hyperjoule.errors import ConfigError, HyperjouleError
 from hyperjoule.legacy._formats import LegacyWarning
-from hyperjoule.legacy._registry import convert_registry
+from hyperjoule.legacy._registry import convert_registry, find_legacy_root
 from hyperjoule.legacy._settings import ConvertedStudy, convert_settings
 
 __all__ = ["TARGETS_FILENAME", "ConversionResult", "convert_legacy"]
@@ -35,11 +36,15 @@ class ConversionResult:
         targets_path: The written ``targets.yaml``.
         study_paths: One written study per settings file, in the order given.
         warnings: Every old key that could not be expressed, in file order.
+        failed: Settings files that could not be converted at all, with the reason.
+        legacy_root: The directory the old repository paths were read relative to.
     """
 
     targets_path: Path
     study_paths: list[Path]
     warnings: list[LegacyWarning]
+    failed: list[ConfigError]
+    legacy_root: Path
 
 
 def _dump(data: dict[str, Any], header: list[str]) -> str:
@@ -111,20 +116,43 @@ def convert_legacy(
         settings: Old study files.
         out_dir: Where to write; created when missing.
         legacy_root: Directory the old repository ``path`` values are relative to; by
-            default the directory holding ``models_config``.
+            default the directory holding ``models_config`` or its parent, whichever
+            holds the repositories (:func:`find_legacy_root`).
         overwrite: Replace files that exist already.
 
     Raises:
-        ConfigError: An old file is missing, unreadable or malformed (nothing written).
+        ConfigError: The registry is missing, unreadable or malformed, or no settings
+            file converts (nothing written); one bad settings file among good ones is
+            returned in ``failed`` instead.
         HyperjouleError: An output file exists and ``overwrite`` is False (nothing written).
     """
     models_config = Path(models_config)
     out_dir = Path(out_dir)
-    root = Path(legacy_root) if legacy_root is not None else models_config.parent
+    root = Path(legacy_root) if legacy_root is not None else find_legacy_root(models_config)
     warnings: list[LegacyWarning] = []
     targets = convert_registry(models_config, root, out_dir, warnings)
     unique_settings = list(dict.fromkeys(Path(p) for p in settings))
-    studies = [convert_settings(p, targets, warnings, TARGETS_FILENAME) for p in unique_settings]
+    studies: list[ConvertedStudy] = []
+    failed: list[ConfigError] = []
+    for settings_path in unique_settings:
+        mine: list[LegacyWarning] = []
+        try:
+            studies.append(convert_settings(settings_path, targets, mine, TARGETS_FILENAME))
+        except ConfigError as e:
+            failed.append(e)  # its warnings are moot: the file is not written
+            continue
+        warnings += mine
+    if unique_settings and not studies:
+        first = failed[0]
+        if len(failed) > 1:
+            raise ConfigError(
+                first.path,
+                first.field,
+                f"{first.message} (and {len(failed) - 1} other settings file(s) failed too; "
+                "nothing was converted)",
+                line=first.line,
+            )
+        raise first
     file_names = _unique_names(studies, warnings)
 
     outputs: dict[Path, str] = {
@@ -154,4 +182,4 @@ def convert_legacy(
     except OSError as e:
         raise HyperjouleError(f"{out_dir}: cannot write converted files: {e}") from e
     paths = list(outputs)
-    return ConversionResult(paths[0], paths[1:], warnings)
+    return ConversionResult(paths[0], paths[1:], warnings, failed, root)

@@ -28,6 +28,7 @@ __all__ = [
     "parse_bool",
     "parse_number",
     "read_json_object",
+    "read_json_value",
     "text_or_none",
 ]
 
@@ -90,6 +91,18 @@ def read_json_object(path: Path, what: str) -> dict[str, Any]:
     Raises:
         ConfigError: The file is missing, unreadable, not JSON or not an object.
     """
+    data = read_json_value(path, what)
+    if not isinstance(data, dict):
+        raise ConfigError(path, "", f"{what} must be a JSON object at the top level")
+    return data
+
+
+def read_json_value(path: Path, what: str) -> Any:
+    """Read a JSON file, whatever its top level holds.
+
+    Raises:
+        ConfigError: The file is missing, unreadable or not JSON.
+    """
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -102,8 +115,6 @@ def read_json_object(path: Path, what: str) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ConfigError(path, "", f"invalid JSON: {e.msg}", line=e.lineno) from None
-    if not isinstance(data, dict):
-        raise ConfigError(path, "", f"{what} must be a JSON object at the top level")
     return data
 
 

@@ -8,6 +8,7 @@ a :class:`~hyperjoule.legacy.LegacyWarning` and left out; what makes no sense at
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from hyperjoule.config import Hyperparameter, MetricSpec, Target
 from hyperjoule.errors import ConfigError
 from hyperjoule.legacy._formats import LegacyWarning, read_json_object
 
-__all__ = ["DEFAULT_MODEL", "LegacyTarget", "convert_registry"]
+__all__ = ["DEFAULT_MODEL", "LegacyTarget", "convert_registry", "find_legacy_root"]
 
 DEFAULT_MODEL = "default"
 """The old registry's model name for "this repository has one model, pass no flag"."""
@@ -248,6 +249,32 @@ def _workdir(value: Any, path: Path, where: str, legacy_root: Path, out_dir: Pat
     if os.path.commonpath([repo_dir, target_dir]) == repo_dir.anchor:
         return repo_dir.as_posix()
     return Path(os.path.relpath(repo_dir, target_dir)).as_posix()
+
+
+def find_legacy_root(models_config: Path) -> Path:
+    """The directory the old registry's repository paths are relative to.
+
+    The lab kept the registry in ``config/`` and the repositories in ``repos/`` one level
+    up, while simpler layouts keep both side by side: the registry's directory is tried
+    first, then its parent; the one where more repository directories exist wins.
+    Falls back to the registry's directory when neither holds any.
+    """
+    first = Path(models_config).parent
+    candidates = [first, first.parent]
+    try:
+        data = json.loads(Path(models_config).read_text(encoding="utf-8"))
+        repos = data.get("models") if isinstance(data, dict) else None
+    except (OSError, UnicodeDecodeError, ValueError):
+        return first  # convert_registry reports what is wrong with the file
+    paths = [
+        spec["path"]
+        for spec in (repos.values() if isinstance(repos, dict) else [])
+        if isinstance(spec, dict) and isinstance(spec.get("path"), str) and spec["path"]
+    ]
+    relative = [Path(p).expanduser() for p in paths if not Path(p).expanduser().is_absolute()]
+    found = [sum((root / p).is_dir() for p in relative) for root in candidates]
+    best = max(range(len(candidates)), key=lambda i: (found[i], -i))
+    return candidates[best] if found[best] else first
 
 
 def convert_registry(

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from hyperjoule.config import StudyFile
 from hyperjoule.errors import ConfigError
-from hyperjoule.legacy._formats import LegacyWarning, read_json_object
+from hyperjoule.legacy._formats import LegacyWarning, read_json_value
 from hyperjoule.legacy._registry import LegacyTarget
 from hyperjoule.legacy._typing import coerce_legacy
 
@@ -31,6 +31,7 @@ LEGACY_MAX_RETRIES = 2
 """The old runner's retries when a settings file did not say."""
 
 _MODES = ("default", "mutation", "parallel")
+_COMMENT_KEYS = ("comment", "comments", "_comment", "note", "notes", "//", "#")
 _TOP_KEYS = {
     "experiment_name",
     "description",
@@ -82,13 +83,28 @@ class _Converter:
         self.path = path
         self.targets = targets
         self.warnings = warnings
+        self.comment_keys = 0
+        self.comment_entries = 0
+
+    def mode_of(self, value: Any, where: str) -> str:
+        """The old tool's reading of a ``mode``: anything but default/parallel mutates."""
+        if value in _MODES:
+            return str(value)
+        self.report(
+            where,
+            f"mode {value!r} is not default, mutation or parallel; the old tool ran it as "
+            "mutation, and so is it converted",
+        )
+        return "mutation"
 
     def report(self, key: str, message: str) -> None:
         self.warnings.append(LegacyWarning(self.path, key, message))
 
     def unknown_keys(self, spec: dict[str, Any], known: set[str], where: str) -> None:
         for key in spec:
-            if key not in known:
+            if is_comment_key(key):
+                self.comment_keys += 1  # reported once per file, not once per key
+            elif key not in known:
                 message = _EXPLAINED.get(key, "unknown key; not converted")
                 if key == "historical_csvs" and isinstance(spec[key], list):
                     message += f" ({', '.join(str(p) for p in spec[key])})"
@@ -216,11 +232,8 @@ class _Converter:
         where = f"experiments.{index}"
         if not isinstance(spec, dict):
             raise ConfigError(self.path, where, "an experiment must be an object")
-        mode = spec.get("mode", mode)
-        if mode not in _MODES:
-            raise ConfigError(
-                self.path, f"{where}.mode", f"mode {mode!r} is not one of {', '.join(_MODES)}"
-            )
+        if "mode" in spec:
+            mode = self.mode_of(spec["mode"], f"{where}.mode")
         if mode == "parallel" or "foreground" in spec:
             return self.parallel(spec, where)
         self.unknown_keys(spec, _RUN_KEYS, where + ".")
@@ -243,7 +256,11 @@ class _Converter:
                 self.path, f"{where}.foreground", "required in parallel mode: the measured run"
             )
         self.unknown_keys(fg_spec, _RUN_KEYS, f"{where}.foreground.")
-        fg_mode = fg_spec.get("mode", "mutation" if "mutate" in fg_spec else "default")
+        fg_mode = (
+            self.mode_of(fg_spec["mode"], f"{where}.foreground.mode")
+            if "mode" in fg_spec
+            else ("mutation" if "mutate" in fg_spec else "default")
+        )
         foreground = self.run(
             fg_spec, f"{where}.foreground", mutation=fg_mode == "mutation", role="foreground"
         )
@@ -280,6 +297,12 @@ class _Converter:
             out["max_retries"] = self.count(spec["max_retries"], f"{where}.max_retries", 0)
 
 
+def is_comment_key(key: str) -> bool:
+    """True for keys the lab used as comments (``comment``, ``_comment_2``, ``//``)."""
+    name = key.strip().lower()
+    return name in _COMMENT_KEYS or name.startswith(("_comment", "comment_", "//", "#"))
+
+
 def legacy_name(spec: dict[str, Any]) -> str:
     """The repository named by an old run block, quoted for messages."""
     return repr(spec.get("repo"))
@@ -306,15 +329,19 @@ def convert_settings(
         ConfigError: The file is unreadable or malformed, names an unknown repository,
             gives a value of the wrong type, or has no experiment left to convert.
     """
-    data = read_json_object(path, "settings file")
+    raw = read_json_value(path, "settings file")
+    if isinstance(raw, list):
+        data: dict[str, Any] = {"experiments": raw}  # a bare list is the experiment list
+    elif isinstance(raw, dict):
+        data = raw
+    else:
+        raise ConfigError(path, "", "expected an object with 'experiments' or a list of them")
     conv = _Converter(path, targets, warnings)
     conv.unknown_keys(data, _TOP_KEYS, "")
     name = study_name(data.get("experiment_name"), path.stem)
     if isinstance(data.get("experiment_name"), str) and data["experiment_name"] != name:
         conv.report("experiment_name", f"not a valid study name; written as {name!r}")
-    mode = data.get("mode", "default")
-    if mode not in _MODES:
-        raise ConfigError(path, "mode", f"mode {mode!r} is not one of {', '.join(_MODES)}")
+    mode = conv.mode_of(data["mode"], "mode") if "mode" in data else "default"
     defaults: dict[str, Any] = {
         "runs": conv.count(data.get("runs_per_config", 1), "runs_per_config", 1),
         "max_retries": conv.count(data.get("max_retries", LEGACY_MAX_RETRIES), "max_retries", 0),
@@ -329,7 +356,18 @@ def convert_settings(
     experiments = data.get("experiments")
     if not isinstance(experiments, list) or not experiments:
         raise ConfigError(path, "experiments", "required: a non-empty list of experiments")
-    converted = [conv.experiment(exp, i, mode) for i, exp in enumerate(experiments)]
+    converted = []
+    for i, exp in enumerate(experiments):
+        if isinstance(exp, dict) and exp and all(is_comment_key(k) for k in exp):
+            conv.comment_entries += 1  # {"comment": "--- stage 7 ---"}: a separator
+            continue
+        converted.append(conv.experiment(exp, i, mode))
+    if conv.comment_entries or conv.comment_keys:
+        conv.report(
+            "",
+            f"{conv.comment_entries} comment-only experiment(s) and {conv.comment_keys} "
+            "comment key(s) dropped (the old tool skipped them too)",
+        )
     study["experiments"] = [e for e in converted if e is not None]
     if not study["experiments"]:
         raise ConfigError(path, "experiments", "no experiment could be converted (see warnings)")
