@@ -285,7 +285,7 @@ def test_second_runner_of_the_same_study_is_refused(lab: Lab) -> None:
     _finish(lab, study)
 
 
-def test_two_studies_share_a_results_directory(lab: Lab) -> None:
+def test_two_studies_started_together_never_plan_the_same_configuration(lab: Lab) -> None:
     lab.cooldown_s = 0.0
     first, second = lab.study("crash"), lab.study("other", runs=3)
     procs = [lab.start(first), lab.start(second)]
@@ -294,8 +294,12 @@ def test_two_studies_share_a_results_directory(lab: Lab) -> None:
         assert proc.returncode == 0, err.decode()
     _assert_database_intact(lab)
     with ResultsStore(lab.results, create=False) as store:
-        assert sum(1 for _ in store.iter_runs(study="crash")) == 4
-        assert sum(1 for _ in store.iter_runs(study="other")) == 3
+        crash = {r.dedup_key for r in store.iter_runs(study="crash")}
+        other = {r.dedup_key for r in store.iter_runs(study="other")}
+    assert len(crash) == 4 and len(other) == 3
+    # Same seed, same experiment: alone each would plan the same configurations; planned
+    # together, the second planner sees the first's reservation and picks others.
+    assert not crash & other, "two concurrent studies measured the same configuration"
 
 
 @contextlib.contextmanager
@@ -354,3 +358,24 @@ def test_disk_filling_mid_study_stops_with_database_intact(tmp_path: Path) -> No
             records = list(store.iter_runs())
         assert records[0].status is RunStatus.SUCCEEDED
         assert len(records) == 2, "the study stops at the run that filled the disk"
+
+
+def test_sighup_stops_like_sigterm(tmp_path: Path) -> None:
+    # The terminal or SSH session went away: the run in flight is recorded, exit 130.
+    lab = Lab(tmp_path / "lab", runs=2, seconds=30.0)
+    study = lab.study()
+    proc = lab.start(study)
+    try:
+        _wait_for(lambda: len(list(lab.pids.glob("*.pids"))) >= 1)
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err.decode()
+        _assert_no_orphans(lab)
+        with ResultsStore(lab.results, create=False) as store:
+            records = list(store.iter_runs(study="crash"))
+        assert [r.status for r in records] == [RunStatus.INTERRUPTED]
+        assert records[0].duration_s is not None and records[0].attempts == 1
+    finally:
+        for pid in lab.training_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

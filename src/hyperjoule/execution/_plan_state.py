@@ -51,19 +51,15 @@ def load_plan_state(loaded: LoadedStudy, store: ResultsStore | None, *, save: bo
         save: Store a new plan (False for a dry run, which writes nothing).
     """
     name = loaded.name
-    stored = store.load_plan(name) if store is not None else None
-    replanned = False
-    if stored is not None and stored[0] == loaded.config_hash:
-        specs = stored[1]
+    if store is None:
+        specs, replanned = plan_study(loaded), False
+    elif save:
+        # Read what is taken, plan and save in one write transaction: a study planned
+        # at the same moment into the same results directory waits, then sees this plan.
+        with store.reserve(f"plan study {name!r}"):
+            specs, replanned = _plan_against(loaded, store, save=True)
     else:
-        replanned = stored is not None
-        if store is None:
-            specs = plan_study(loaded)
-        else:
-            own = {r.dedup_key for r in store.iter_runs(study=name)}
-            specs = plan_study(loaded, lambda t, m: set(store.measured_keys(t, m)) - own)
-            if save:
-                store.save_plan(name, loaded.config_hash, specs)
+        specs, replanned = _plan_against(loaded, store, save=False)
     finished: set[tuple[str, str]] = set()
     if store is not None:
         finished = {
@@ -73,6 +69,30 @@ def load_plan_state(loaded: LoadedStudy, store: ResultsStore | None, *, save: bo
     done = {s.slot_id for s in specs} - {s.slot_id for s in todo}
     estimate_s, unestimated = _estimate(todo, store)
     return PlanState(specs, todo, done, estimate_s, unestimated, replanned)
+
+
+def _plan_against(
+    loaded: LoadedStudy, store: ResultsStore, *, save: bool
+) -> tuple[list[RunSpec], bool]:
+    """The stored plan while the files are unchanged, else a new one avoiding taken keys.
+
+    Taken: configurations measured by any study or planned by another study (a plan
+    reserves its configurations), minus this study's own earlier runs.
+    """
+    name = loaded.name
+    stored = store.load_plan(name)
+    if stored is not None and stored[0] == loaded.config_hash:
+        return stored[1], False
+    own = {r.dedup_key for r in store.iter_runs(study=name)}
+
+    def taken(target: str, model: str | None) -> set[str]:
+        measured = store.measured_keys(target, model)
+        return (measured | store.reserved_keys(target, model, besides=name)) - own
+
+    specs = plan_study(loaded, taken)
+    if save:
+        store.save_plan(name, loaded.config_hash, specs)
+    return specs, stored is not None
 
 
 def _estimate(todo: list[RunSpec], store: ResultsStore | None) -> tuple[float | None, list[str]]:

@@ -75,9 +75,19 @@ class StudyResult:
         ]
 
 
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
 @contextmanager
 def _sigint_sets(event: threading.Event) -> Iterator[None]:
-    """While active, Ctrl-C (SIGINT) and SIGTERM set ``event`` instead of raising."""
+    """While active, Ctrl-C (SIGINT), SIGTERM and SIGHUP set ``event`` instead of raising.
+
+    SIGHUP (the terminal or SSH session went away) is a stop like SIGTERM: the run in
+    flight is recorded ``interrupted`` and the runner exits 130, instead of dying with
+    the run left ``running``.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -87,7 +97,7 @@ def _sigint_sets(event: threading.Event) -> Iterator[None]:
             logger.warning("signal %d received: stopping after recording the current run", signum)
         event.set()
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, handler) for s in _STOP_SIGNALS}
     try:
         yield
     finally:

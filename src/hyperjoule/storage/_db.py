@@ -72,6 +72,7 @@ class ResultsStore:
                     f"{self.results_dir}: cannot create results directory: {e}"
                 ) from e
         self._conn = open_database(self.path)
+        self._held = False  # inside a reserve() block: writes join its transaction
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -84,8 +85,27 @@ class ResultsStore:
             raise StorageError(f"{self.path}: cannot {action}: {e}{_fix_for(e)}") from e
 
     @contextmanager
+    def reserve(self, action: str) -> Iterator[None]:
+        """Hold the database's write lock for the whole block (one ``BEGIN IMMEDIATE``).
+
+        Reads and writes in the block see and change the database as one atomic step:
+        two processes planning studies into one results directory take turns, so the
+        second sees the plan the first saved (see :meth:`reserved_keys`).
+        """
+        with self._transaction(action):
+            self._held = True
+            try:
+                yield
+            finally:
+                self._held = False
+
+    @contextmanager
     def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction, committed when the block ends."""
+        """One write transaction, committed when the block ends (or the enclosing one's)."""
+        if self._held:
+            with self._guard(action):
+                yield self._conn
+            return
         with self._guard(action):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -287,6 +307,28 @@ class ResultsStore:
                 (target, model),
             ).fetchall()
         return {key for key, status in rows if RunStatus(status).finished}
+
+    def reserved_keys(self, target: str, model: str | None, *, besides: str) -> set[str]:
+        """Dedup keys of ``target``/``model`` planned by studies other than ``besides``.
+
+        A stored plan reserves its configurations: a mutation planned by another study
+        is not planned again, even before it ran. Read inside :meth:`reserve` so that
+        the reservation and the new plan are one transaction.
+        """
+        with self._guard(f"read the plans of {target}"):
+            rows = self._conn.execute(
+                "SELECT specs_json FROM plans WHERE study != ?", (besides,)
+            ).fetchall()
+        keys: set[str] = set()
+        for (text,) in rows:
+            try:
+                specs = json.loads(text)
+            except ValueError as e:
+                raise StorageError(f"{self.path}: a stored plan is damaged ({e})") from e
+            for spec in specs if isinstance(specs, list) else []:
+                if spec.get("target") == target and spec.get("model") == model:
+                    keys.add(str(spec.get("dedup_key")))
+        return keys
 
     def durations_s(self, target: str, model: str | None) -> list[float]:
         """Return the durations in seconds of succeeded runs of ``target``/``model``."""
