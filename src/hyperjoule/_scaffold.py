@@ -27,8 +27,11 @@ def scaffold(directory: Path) -> list[Path]:
             f"{existing[0]} exists already; choose an empty directory (nothing was written)"
         )
     directory.mkdir(parents=True, exist_ok=True)
+    # Only the scripts: never results, caches or anything else a run left beside them.
     shutil.copytree(
-        EXAMPLES_DIR / "digits", scripts, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        EXAMPLES_DIR / "digits",
+        scripts,
+        ignore=lambda _, names: [n for n in names if not n.endswith(".py")],
     )
     shutil.copyfile(EXAMPLES_DIR / "targets.yaml", targets)
     text = (EXAMPLES_DIR / "quickstart" / "study.yaml").read_text(encoding="utf-8")

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 __all__ = [
     "ATTRIBUTIONS",
+    "DEFAULT_RETRY_ON",
+    "FAILURE_CLASSES",
     "ENERGY_COMPONENTS",
     "METHODS",
     "BackgroundPolicy",
@@ -63,6 +65,19 @@ class RunStatus(str, Enum):
         return self not in (RunStatus.INTERRUPTED, RunStatus.RUNNING)
 
 
+FAILURE_CLASSES = ("failed", "timeout", "oom", "metrics_missing")
+"""Outcome classes of a finished attempt that did not succeed (what ``retry_on`` lists)."""
+
+DEFAULT_RETRY_ON = ("oom",)
+"""Failures retried unless a study says otherwise (``retry_on``).
+
+Only running out of memory: it depends on what else holds memory at the time (another
+job on the GPU, a parallel run's background, the OOM killer choosing a victim), so a
+second attempt can succeed. A crash (``failed``), a missing metric and a timeout repeat
+with the same configuration and code; retrying them would spend the energy twice.
+"""
+
+
 @dataclass(frozen=True)
 class BackgroundSpec:
     """The background load of a parallel-mode run (supervised by the parallel issue)."""
@@ -109,6 +124,7 @@ class RunSpec:
         mutated: Names of the hyperparameters that differ from the defaults on purpose.
         dedup_key: Canonical key of (target, model, mode, hyperparameters).
         max_retries: Extra attempts after a failed one.
+        retry_on: Outcome classes that are retried (see :data:`DEFAULT_RETRY_ON`).
         cooldown_s: Pause after the run, in seconds.
         background: The background load (parallel mode only).
         gpus: NVML indices of the GPUs the run is given (and measured on); None: those
@@ -128,6 +144,7 @@ class RunSpec:
     mutated: tuple[str, ...]
     dedup_key: str
     max_retries: int = 0
+    retry_on: tuple[str, ...] = DEFAULT_RETRY_ON
     cooldown_s: float = 0.0
     background: tuple[BackgroundSpec, ...] = ()
     background_policy: BackgroundPolicy | None = None
@@ -139,6 +156,7 @@ class RunSpec:
         """Return a JSON-ready dict."""
         data = dataclasses.asdict(self)
         data["mutated"] = list(self.mutated)
+        data["retry_on"] = list(self.retry_on)
         data["background"] = [dataclasses.asdict(b) for b in self.background]
         if self.background_policy is not None:
             data["background_policy"] = dataclasses.asdict(self.background_policy)
@@ -149,6 +167,7 @@ class RunSpec:
         """Rebuild a spec written by :meth:`to_dict`."""
         values = dict(data)
         values["mutated"] = tuple(values.get("mutated", ()))
+        values["retry_on"] = tuple(values.get("retry_on", DEFAULT_RETRY_ON))
         values["background"] = tuple(BackgroundSpec(**b) for b in values.get("background", ()))
         if values.get("background_policy") is not None:
             values["background_policy"] = BackgroundPolicy(**values["background_policy"])

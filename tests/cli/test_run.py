@@ -117,11 +117,22 @@ def test_outcomes_are_classified_and_retried(project: Project) -> None:
     assert by_target["crash"].status is RunStatus.FAILED and by_target["crash"].exit_code == 3
     assert by_target["oom"].status is RunStatus.OOM and by_target["oom"].attempts == 2
     assert by_target["quiet"].status is RunStatus.METRICS_MISSING
-    assert by_target["flaky"].status is RunStatus.SUCCEEDED and by_target["flaky"].attempts == 2
+    # By default only out-of-memory is retried: a crash would burn the energy twice.
+    assert by_target["crash"].attempts == 1 and by_target["quiet"].attempts == 1
+    assert by_target["flaky"].status is RunStatus.FAILED and by_target["flaky"].attempts == 1
     oom_dir = Path(by_target["oom"].run_dir or "")
     assert (oom_dir / "attempt-1.log").is_file() and (oom_dir / "attempt-2.log").is_file()
-    assert [a["status"] for a in by_target["flaky"].attempt_log] == ["failed", "succeeded"]
     assert _run(project, study, "--fail-on-error") == 0  # nothing left to run
+    # A study that declares crashes transient retries them.
+    project.write_study(
+        [{"target": "flaky", "model": "small"}, {"target": "oom", "model": "large"}],
+        name="r",
+        defaults={"max_retries": 1, "retry_on": ["failed"]},
+    )
+    assert _run(project, project.root / "r.yaml") == 0
+    retried = {r.target: r for r in _records(project) if r.study == "r"}
+    assert [a["status"] for a in retried["flaky"].attempt_log] == ["failed", "succeeded"]
+    assert retried["oom"].status is RunStatus.OOM and retried["oom"].attempts == 1
     project.write_study([{"target": "crash", "model": "large"}], name="t")
     assert _run(project, project.root / "t.yaml", "--fail-on-error") == 1
 

@@ -4,7 +4,16 @@ Unknown keys are errors (the lab workflow silently ignored ``mutate_params`` and
 of 370 planned runs); every message names the file, line and field.
 """
 
-from hyperjoule.config._load import LoadedStudy, load_study, load_targets, resolve_command
+from hyperjoule.config._fingerprint import target_fingerprint
+from hyperjoule.config._load import (
+    LoadedStudy,
+    load_study,
+    load_targets,
+    placeholder_values,
+    resolve_command,
+    resolve_env,
+)
+from hyperjoule.config._placeholders import PLACEHOLDERS
 from hyperjoule.config._study import (
     BackgroundConfig,
     DefaultExperiment,
@@ -28,6 +37,7 @@ from hyperjoule.config._values import canonical_key, coerce_value, format_value
 
 __all__ = [
     "OFFLINE_ENV",
+    "PLACEHOLDERS",
     "BackgroundConfig",
     "DefaultExperiment",
     "Defaults",
@@ -48,5 +58,8 @@ __all__ = [
     "format_value",
     "load_study",
     "load_targets",
+    "placeholder_values",
     "resolve_command",
+    "resolve_env",
+    "target_fingerprint",
 ]

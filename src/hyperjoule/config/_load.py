@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from hyperjoule.config._placeholders import expand_placeholders, placeholder_problem
 from hyperjoule.config._study import (
     BackgroundConfig,
     Defaults,
@@ -29,7 +30,14 @@ from hyperjoule.config._targets import Hyperparameter, MetricSpec, Target, Targe
 from hyperjoule.config._values import coerce_value
 from hyperjoule.config._yaml import ConfigDocument, read_document
 
-__all__ = ["LoadedStudy", "load_study", "load_targets", "resolve_command"]
+__all__ = [
+    "LoadedStudy",
+    "load_study",
+    "load_targets",
+    "placeholder_values",
+    "resolve_command",
+    "resolve_env",
+]
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -163,8 +171,21 @@ def _resolve_targets(
                 [*prefix, name, "workdir"],
                 f"directory {workdir} does not exist; the path is relative to {doc.path.name}",
             )
+        _check_placeholders(target, doc, [*prefix, name])
         targets[name] = target.model_copy(update={"workdir": workdir})
     return targets
+
+
+def _check_placeholders(target: Target, doc: ConfigDocument, loc: list[str | int]) -> None:
+    fields: list[tuple[list[str | int], str]] = [
+        ([*loc, "command", i], part) for i, part in enumerate(target.command)
+    ]
+    fields += [([*loc, "args", i], part) for i, part in enumerate(target.args)]
+    fields += [([*loc, "env", key], value) for key, value in target.env.items()]
+    for field_loc, text in fields:
+        problem = placeholder_problem(text)
+        if problem is not None:
+            raise doc.error(field_loc, problem)
 
 
 def _inline_targets(data: dict[str, Any], doc: ConfigDocument, base_dir: Path) -> dict[str, Target]:
@@ -314,6 +335,29 @@ def _suggest(name: str, known: dict[str, Any]) -> str:
     return f"; known: {', '.join(sorted(known)) or 'none'}"
 
 
-def resolve_command(target: Target) -> list[str]:
-    """Return the target's argv prefix with ``{python}`` replaced by this interpreter."""
-    return [part.replace("{python}", sys.executable) for part in target.command]
+def placeholder_values(target: Target, **run: str) -> dict[str, str]:
+    """The placeholder values of one launch of ``target``.
+
+    Args:
+        target: The target (its workdir already absolute).
+        **run: The per-run values (``run_dir``, ``run_id``, ``attempt``); those left out
+            stay literal, as in a plan listing.
+    """
+    return {"python": sys.executable, "workdir": str(target.workdir), **run}
+
+
+def resolve_command(target: Target, values: dict[str, str] | None = None) -> list[str]:
+    """Return the target's argv prefix and fixed args with placeholders expanded.
+
+    Args:
+        target: The target.
+        values: Placeholder values (see :func:`placeholder_values`); by default only
+            ``{python}`` and ``{workdir}`` are expanded.
+    """
+    values = values if values is not None else placeholder_values(target)
+    return [expand_placeholders(part, values) for part in (*target.command, *target.args)]
+
+
+def resolve_env(target: Target, values: dict[str, str]) -> dict[str, str]:
+    """Return the target's own ``env`` with placeholders expanded."""
+    return {key: expand_placeholders(value, values) for key, value in target.env.items()}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import Discriminator, Field, Tag, field_validator
 
 from hyperjoule.config._targets import Scalar, StrictModel
+from hyperjoule.records import DEFAULT_RETRY_ON
 
 __all__ = [
     "BackgroundConfig",
@@ -27,6 +28,10 @@ Mutate = Literal["all"] | list[str]
 
 GpuList = list[Annotated[int, Field(ge=0)]]
 
+RetryClass = Literal["failed", "timeout", "oom", "metrics_missing"]
+RetryOn = list[RetryClass]
+"""Outcome classes to retry; the default and why are in ``hyperjoule.records``."""
+
 
 class IdleCooldown(StrictModel):
     """Cool down until the GPUs are back near their idle temperature, at most ``max_s``.
@@ -44,6 +49,7 @@ class Defaults(StrictModel):
 
     runs: int = Field(default=1, ge=1)
     max_retries: int = Field(default=0, ge=0)
+    retry_on: RetryOn = Field(default_factory=lambda: cast(RetryOn, list(DEFAULT_RETRY_ON)))
     cooldown_s: float = Field(default=0.0, ge=0)
     cooldown: IdleCooldown | None = None
     gpus: GpuList | None = None
@@ -54,6 +60,7 @@ class _ExperimentBase(StrictModel):
     model: str | None = None
     runs: int | None = Field(default=None, ge=1)
     max_retries: int | None = Field(default=None, ge=0)
+    retry_on: RetryOn | None = None
     cooldown_s: float | None = Field(default=None, ge=0)
     cooldown: IdleCooldown | None = None
     gpus: GpuList | None = None
@@ -112,6 +119,7 @@ class ParallelExperiment(StrictModel):
     min_background_run_s: float = Field(default=5.0, ge=0)
     require_effective_background: bool = False
     max_retries: int | None = Field(default=None, ge=0)
+    retry_on: RetryOn | None = None
     cooldown_s: float | None = Field(default=None, ge=0)
     cooldown: IdleCooldown | None = None
     gpus: GpuList | None = None

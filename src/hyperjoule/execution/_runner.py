@@ -130,6 +130,8 @@ def run_study(
         PreflightError: Declared assets are missing (nothing is written).
         StorageError: The results directory cannot be used.
     """
+    # Every path handed to a child must be absolute: it runs in its own workdir.
+    results_dir = Path(results_dir).absolute()
     check_assets(loaded)
     check_results_dir(results_dir)
     planned = _check_plan(loaded, results_dir)

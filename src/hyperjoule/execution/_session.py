@@ -17,7 +17,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from hyperjoule.config import LoadedStudy, Target, format_value, resolve_command
+from hyperjoule.config import (
+    LoadedStudy,
+    Target,
+    format_value,
+    placeholder_values,
+    resolve_command,
+    resolve_env,
+    target_fingerprint,
+)
 from hyperjoule.errors import StorageError
 from hyperjoule.execution._background import BackgroundJob, BackgroundSet
 from hyperjoule.execution._metering import MeterPool, run_environ
@@ -69,14 +77,18 @@ class RunObserver(Protocol):
 
 
 def build_argv(
-    target: Target, spec_model: str | None, hyperparameters: dict[str, Any]
+    target: Target,
+    spec_model: str | None,
+    hyperparameters: dict[str, Any],
+    values: dict[str, str] | None = None,
 ) -> list[str]:
     """Return the full argv of a run: command, fixed args, model flag, every hyperparameter.
 
     Every declared hyperparameter is passed explicitly, so a record never depends on a
-    script's hidden defaults.
+    script's hidden defaults. ``values`` are the placeholder values of this launch
+    (see :func:`hyperjoule.config.placeholder_values`).
     """
-    argv = resolve_command(target) + list(target.args)
+    argv = resolve_command(target, values)
     if spec_model is not None and target.model_flag:
         argv += [target.model_flag, spec_model]
     for name, hp in target.hyperparameters.items():
@@ -137,7 +149,9 @@ class SessionContext:
         run_id = new_run_id()
         directory = run_dir(self.results_dir, spec.study, self.session, run_id)
         directory.mkdir(parents=True, exist_ok=True)
-        argv = build_argv(target, spec.model, spec.hyperparameters)
+        argv = build_argv(
+            target, spec.model, spec.hyperparameters, _launch_values(target, directory, run_id, 1)
+        )
         record = RunRecord(
             run_id=run_id,
             study=spec.study,
@@ -160,6 +174,7 @@ class SessionContext:
                 "baseline": self.baseline.to_dict() if self.baseline is not None else None,
                 "cooldown_before": self.cooldown_before,
                 "target_code": self._code_version(spec.target),
+                "target_fingerprint": target_fingerprint(target).to_dict(),
                 "cwd": str(target.workdir),
                 "env": dict(target.env),
                 "study_file": str(self.loaded.path),
@@ -175,6 +190,15 @@ class SessionContext:
         for attempt in range(1, spec.max_retries + 2):
             self._attempt(record, spec, target, attempt, directory, stop)
             if record.status in (RunStatus.SUCCEEDED, RunStatus.INTERRUPTED):
+                break
+            if record.status.value not in spec.retry_on:
+                if attempt <= spec.max_retries:
+                    logger.info(
+                        "run %s: %s is not retried (retry_on: %s)",
+                        run_id,
+                        record.status.value,
+                        ", ".join(spec.retry_on) or "nothing",
+                    )
                 break
             if attempt <= spec.max_retries:
                 logger.info("run %s attempt %d: %s; retrying", run_id, attempt, record.status.value)
@@ -223,13 +247,18 @@ class SessionContext:
         metrics_file.unlink(missing_ok=True)  # a retry must not read the last attempt's file
         env = run_environ(spec, target)
         meters = self.meters.for_run(spec, env)
+        values = _launch_values(target, directory, record.run_id, attempt)
+        record.command = build_argv(target, spec.model, spec.hyperparameters, values)
+        env.update(resolve_env(target, values))
         env.update(
             HYPERJOULE_RUN_DIR=str(directory),
             HYPERJOULE_METRICS_FILE=str(metrics_file),
             HYPERJOULE_RUN_ID=record.run_id,
             HYPERJOULE_ATTEMPT=str(attempt),
         )
-        with self._background(spec, directory / "background" / f"attempt-{attempt}", stop) as bg:
+        with self._background(
+            spec, directory / "background" / f"attempt-{attempt}", stop, record.run_id, attempt
+        ) as bg:
             if bg is not None:
                 bg.wait_until_loaded(stop)
             for meter in meters:
@@ -311,7 +340,7 @@ class SessionContext:
 
     @contextmanager
     def _background(
-        self, spec: RunSpec, directory: Path, stop: threading.Event
+        self, spec: RunSpec, directory: Path, stop: threading.Event, run_id: str, attempt: int
     ) -> Iterator[BackgroundSet | None]:
         """Start a parallel run's backgrounds; stop them however the block ends."""
         if spec.mode != "parallel" or not spec.background:
@@ -323,11 +352,20 @@ class SessionContext:
             bg_target = self.loaded.targets[bg.target]
             bg_dir = directory / f"{n}-{bg.target}"
             env = run_environ(spec, bg_target)  # the same GPUs as the foreground
-            env.update(HYPERJOULE_RUN_DIR=str(bg_dir), HYPERJOULE_BACKGROUND="1")
+            values = _launch_values(bg_target, bg_dir, run_id, attempt)
+            env.update(resolve_env(bg_target, values))
+            # A script that always writes its metrics file must not crash as a background.
+            env.update(
+                HYPERJOULE_RUN_DIR=values["run_dir"],
+                HYPERJOULE_METRICS_FILE=str(Path(values["run_dir"]) / "metrics.json"),
+                HYPERJOULE_RUN_ID=run_id,
+                HYPERJOULE_ATTEMPT=str(attempt),
+                HYPERJOULE_BACKGROUND="1",
+            )
             jobs.append(
                 BackgroundJob(
                     spec=bg,
-                    argv=build_argv(bg_target, bg.model, bg.hyperparameters),
+                    argv=build_argv(bg_target, bg.model, bg.hyperparameters, values),
                     cwd=bg_target.workdir,
                     env=env,
                     directory=bg_dir,
@@ -350,6 +388,16 @@ class SessionContext:
             backgrounds.stop()
             if gpu_reader is not None:
                 gpu_reader.close()
+
+
+def _launch_values(target: Target, directory: Path, run_id: str, attempt: int) -> dict[str, str]:
+    """Placeholder values of one launch, the run directory absolute.
+
+    The child runs in its own workdir, where a relative path would point elsewhere.
+    """
+    return placeholder_values(
+        target, run_dir=str(directory.absolute()), run_id=run_id, attempt=str(attempt)
+    )
 
 
 def _mark_combined(energy: EnergyBlock) -> None:

@@ -156,6 +156,7 @@ def plan_study(loaded: LoadedStudy, measured_keys: MeasuredKeys | None = None) -
                     mutated=tuple(mutated),
                     dedup_key=key,
                     max_retries=_pick(exp.max_retries, study.defaults.max_retries),
+                    retry_on=tuple(_pick(exp.retry_on, study.defaults.retry_on)),
                     cooldown_s=float(_pick(exp.cooldown_s, study.defaults.cooldown_s)),
                     background=background,
                     background_policy=policy,
