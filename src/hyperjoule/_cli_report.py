@@ -119,7 +119,51 @@ def export(
     typer.echo(f"wrote {output} ({count:,} runs, {fmt.value})")
 
 
+class FrontFormat(str, Enum):
+    """Output formats of ``hyperjoule pareto``."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class EnergyChoice(str, Enum):
+    """Energy figures ``hyperjoule pareto`` can put against the metrics."""
+
+    total = "total"
+    gpu = "gpu"
+    cpu = "cpu"
+    net = "net"
+
+
+def pareto(
+    results_dir: ResultsDir = Path("results"),
+    study: StudyOption = None,
+    metric: Annotated[
+        str | None, typer.Option("--metric", help="Only this metric (default: every one).")
+    ] = None,
+    energy: Annotated[
+        EnergyChoice,
+        typer.Option(
+            "--energy", help="Energy figure: total, gpu, cpu (package + DRAM) or net of idle."
+        ),
+    ] = EnergyChoice.total,
+    fmt: Annotated[FrontFormat, typer.Option("--format", help="Output format.")] = (
+        FrontFormat.table
+    ),
+) -> None:
+    """List the runs on each target/model's Pareto front of energy against each metric."""
+    from hyperjoule._render_fronts import print_fronts
+    from hyperjoule.report import load_tables
+    from hyperjoule.report._fronts import pareto_fronts
+
+    tables = load_tables(results_dir, study)
+    fronts = pareto_fronts(tables.runs, tables.goals, metric=metric, figure=energy.value)
+    print_fronts(fronts, fmt.value)
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``report`` and ``export`` commands to ``app``."""
+    """Add the ``report``, ``export`` and ``pareto`` commands to ``app``."""
     app.command("report")(one_line_failures(report))
     app.command("export")(one_line_failures(export))
+    app.command("pareto")(one_line_failures(pareto))

@@ -27,6 +27,7 @@ from hyperjoule.records import RunRecord, RunSpec, RunStatus
 __all__ = [
     "ProgressObserver",
     "format_duration",
+    "guessed_goals",
     "print_plan",
     "print_runs_table",
     "print_study_result",
@@ -163,6 +164,20 @@ def print_study_result(result: StudyResult, results_dir: Path) -> None:
         console.print("[yellow]interrupted[/]: run the same command again to resume")
 
 
+def guessed_goals(loaded: LoadedStudy, targets: list[str]) -> list[str]:
+    """``name (minimize)`` for each metric of ``targets`` without a declared goal, once."""
+    from hyperjoule.report._goals import guess_maximize
+
+    out: dict[str, str] = {}
+    for name in targets:
+        target = loaded.targets[name]
+        for metric in [*target.metrics, *target.required_metrics]:
+            spec = target.metrics.get(metric)
+            if (spec is None or spec.goal is None) and metric not in out:
+                out[metric] = "maximize" if guess_maximize(metric) else "minimize"
+    return [f"{m} ({g})" for m, g in out.items()]
+
+
 def print_plan(loaded: LoadedStudy, state: PlanState) -> None:
     """Print every planned run, the counts and the time estimate."""
     console = _console()
@@ -191,6 +206,12 @@ def print_plan(loaded: LoadedStudy, state: PlanState) -> None:
     console.print(
         f"{len(state.specs)} planned runs: {len(state.done)} done, {len(state.todo)} to run"
     )
+    guessed = guessed_goals(loaded, sorted({s.target for s in state.specs}))
+    if guessed:
+        console.print(
+            "metric goals guessed from the name (declare 'goal: minimize' or 'goal: maximize' "
+            "under the target's metrics): " + ", ".join(guessed)
+        )
     if not state.todo:
         console.print("estimated time: nothing left to run")
     elif state.estimate_s is not None:

@@ -300,6 +300,7 @@ class RunRecord:
     duration_s: float | None = None
     cpu_time_s: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    metric_goals: dict[str, str] = field(default_factory=dict)
     energy: EnergyBlock = field(default_factory=EnergyBlock)
     power: PowerBlock = field(default_factory=PowerBlock)
     background: dict[str, Any] | None = None

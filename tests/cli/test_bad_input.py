@@ -95,6 +95,17 @@ def _targets_case(changes: dict[str, object], name: str = "epochs") -> Case:
     return make
 
 
+def _metric_case(spec: dict[str, object]) -> Case:
+    def make(p: Project) -> Path:
+        block = target_block()
+        metrics = block["metrics"]
+        assert isinstance(metrics, dict)
+        p.write_targets({"toy": {**block, "metrics": {**metrics, "ppl": spec}}})
+        return p.write_study([DEFAULT])
+
+    return make
+
+
 TARGET_CASES: dict[str, tuple[Case, list[str]]] = {
     "reversed range": (
         _targets_case({"range": [5, 1]}),
@@ -115,6 +126,14 @@ TARGET_CASES: dict[str, tuple[Case, list[str]]] = {
     "unknown hyperparameter key": (
         _targets_case({"zero_prob": 0.3}),
         ["targets.toy.hyperparameters.epochs.zero_prob", "did you mean 'zero_probability'"],
+    ),
+    "metric goal neither minimize nor maximize": (
+        _metric_case({"regex": r"ppl ([0-9.]+)", "goal": "minimise"}),
+        ["targets.yaml:", "targets.toy.metrics.ppl.goal", "'minimize' or 'maximize'"],
+    ),
+    "metric with neither goal nor regex": (
+        _metric_case({"match": "last"}),
+        ["targets.yaml:", "targets.toy.metrics.ppl", "declare a 'goal'"],
     ),
 }
 

@@ -9,7 +9,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["OFFLINE_ENV", "Hyperparameter", "MetricSpec", "StrictModel", "Target", "TargetsFile"]
+__all__ = [
+    "OFFLINE_ENV",
+    "Hyperparameter",
+    "MetricGoal",
+    "MetricSpec",
+    "StrictModel",
+    "Target",
+    "TargetsFile",
+]
 
 Scalar = int | float | str | bool
 
@@ -73,15 +81,37 @@ class Hyperparameter(StrictModel):
         return self.choices is not None or self.range is not None
 
 
-class MetricSpec(StrictModel):
-    """Regex fallback for one metric: a pattern with exactly one numeric capture group."""
+MetricGoal = Literal["minimize", "maximize"]
+"""Whether a lower or a higher value of a metric is better."""
 
-    regex: str
+
+class MetricSpec(StrictModel):
+    """One declared metric: its goal and/or a regex fallback.
+
+    ``regex`` (exactly one numeric capture group) reads the metric from the log when the
+    target prints no structured line for it; a metric that arrives only through
+    structured lines or the metrics file is declared without one (``{goal: maximize}``).
+    ``goal`` says which direction is better; analyses guess it from the name (and say
+    so) when it is left out.
+    """
+
+    regex: str | None = None
     match: Literal["first", "last"] = "last"
+    goal: MetricGoal | None = None
+
+    @model_validator(mode="after")
+    def _check_something(self) -> MetricSpec:
+        if self.regex is None and self.goal is None:
+            raise ValueError(
+                "declare a 'goal' (minimize or maximize) and/or a 'regex' for this metric"
+            )
+        return self
 
     @field_validator("regex")
     @classmethod
-    def _check_regex(cls, value: str) -> str:
+    def _check_regex(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             compiled = re.compile(value)
         except re.error as e:

@@ -164,6 +164,7 @@ class SessionContext:
             mutated=list(spec.mutated),
             dedup_key=spec.dedup_key,
             status=RunStatus.RUNNING,
+            metric_goals={n: m.goal for n, m in target.metrics.items() if m.goal is not None},
             started_at=utc_timestamp(),
             command=argv,
             run_dir=str(directory),
@@ -285,7 +286,9 @@ class SessionContext:
                     component, result.duration_s, self.baseline, name=name
                 )
         patterns = {
-            name: MetricPattern(regex=m.regex, match=m.match) for name, m in target.metrics.items()
+            name: MetricPattern(regex=m.regex, match=m.match)
+            for name, m in target.metrics.items()
+            if m.regex is not None
         }
         extracted = extract_metrics(log_path, patterns=patterns, metrics_file=metrics_file)
         status, reason = classify_outcome(

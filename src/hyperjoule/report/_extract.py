@@ -44,6 +44,7 @@ RECORD_PATHS: tuple[str, ...] = (
     "$.background",
     "$.error",
     "$.run_dir",
+    "$.metric_goals",
 )
 """What is read from every record, in this order."""
 

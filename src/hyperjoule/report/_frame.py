@@ -11,7 +11,7 @@ import logging
 import math
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from hyperjoule.report._extract import (
     from_records,
     no_gc,
 )
+from hyperjoule.report._goals import MetricGoals
 from hyperjoule.report._schema import (
     ATTEMPT_COLUMNS,
     BACKGROUND_COLUMNS,
@@ -80,11 +81,13 @@ class RunTables:
         runs: One row per run, the flat export schema.
         attempts: One row per attempt of every run (:data:`ATTEMPT_COLUMNS`).
         database: The database file they were read from (empty path: not from a file).
+        goals: The metric goals the runs' targets declared (others are guessed).
     """
 
     runs: pd.DataFrame
     attempts: pd.DataFrame
     database: Path
+    goals: MetricGoals = field(default_factory=MetricGoals)
 
 
 def _background(block: Any) -> tuple[Any, Any, Any, Any]:
@@ -238,6 +241,10 @@ def _tables(rows: list[list[Any]], attempt_rows: list[list[list[Any]]]) -> RunTa
     """Build both tables from extracted values."""
     import pandas as pd
 
+    index = {p: i for i, p in enumerate(RECORD_PATHS)}
+    goals = MetricGoals.from_records(
+        (r[index["$.target"]] for r in rows), [r[index["$.metric_goals"]] for r in rows]
+    )
     with no_gc():
         columns = _run_columns(rows)
         attempts = _attempt_frame(columns, attempt_rows)
@@ -254,7 +261,12 @@ def _tables(rows: list[list[Any]], attempt_rows: list[list[list[Any]]]) -> RunTa
     )
     missing = by_run["missing"].sum().reindex(order).fillna(0).to_numpy()
     frame["attempts_energy_missing"] = pd.array(missing.astype("int64"), dtype="Int64")
-    return RunTables(runs=frame[ordered_columns(frame.columns)], attempts=attempts, database=Path())
+    return RunTables(
+        runs=frame[ordered_columns(frame.columns)],
+        attempts=attempts,
+        database=Path(),
+        goals=goals,
+    )
 
 
 def runs_frame(records: Iterable[Mapping[str, Any]]) -> RunTables:
@@ -306,7 +318,12 @@ def _merge(parts: list[RunTables]) -> RunTables:
         .sort_values(["_pos", "attempt"], kind="stable")
         .index
     ].reset_index(drop=True)
-    return RunTables(runs=runs[ordered_columns(runs.columns)], attempts=attempts, database=Path())
+    goals = MetricGoals()
+    for part in parts:
+        goals = goals.merged(part.goals)
+    return RunTables(
+        runs=runs[ordered_columns(runs.columns)], attempts=attempts, database=Path(), goals=goals
+    )
 
 
 def load_tables(

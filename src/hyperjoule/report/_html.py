@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from hyperjoule.report._numbers import fmt_sig
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -126,35 +128,32 @@ def fmt_num(value: Any, digits: int = 4) -> str:
         return esc(value)  # a text or boolean hyperparameter
     if isinstance(value, int):
         return f"{value:,}"
-    x = float(value)
-    if x.is_integer() and abs(x) < 1e6:
-        return f"{int(x):,}"
-    return f"{x:.{digits}g}"
+    return fmt_sig(value, digits)
 
 
 def fmt_energy(joules: Any) -> str:
     """Energy with a readable unit (J, kJ, MJ, GJ); ``–`` when not measured."""
     if _missing(joules):
         return "–"
-    x = float(joules)
+    x = float(f"{float(joules):.3g}")  # the unit of the rounded value: 999.7 J is 1 kJ
     for factor, unit in ((1e9, "GJ"), (1e6, "MJ"), (1e3, "kJ")):
         if abs(x) >= factor:
-            return f"{x / factor:.3g} {unit}"
-    return f"{x:.3g} J"
+            return f"{fmt_sig(x / factor)} {unit}"
+    return f"{fmt_sig(x)} J"
 
 
 def fmt_duration(seconds: Any) -> str:
     """Duration in s, min, h or days."""
     if _missing(seconds):
         return "–"
-    x = float(seconds)
+    x = float(f"{float(seconds):.3g}")
     if abs(x) >= 3 * 86400:
-        return f"{x / 86400:.3g} days"
+        return f"{fmt_sig(x / 86400)} days"
     if abs(x) >= 7200:
-        return f"{x / 3600:.3g} h"
+        return f"{fmt_sig(x / 3600)} h"
     if abs(x) >= 120:
-        return f"{x / 60:.3g} min"
-    return f"{x:.3g} s"
+        return f"{fmt_sig(x / 60)} min"
+    return f"{fmt_sig(x)} s"
 
 
 def fmt_pct(share: Any) -> str:
@@ -175,7 +174,7 @@ def fmt_ci(value: Any, low: Any, high: Any, fmt: Callable[[Any], str] = fmt_num)
     unit = shown.rpartition(" ")[2] if fmt in (fmt_energy, fmt_duration) else ""
     factor = _UNITS.get(unit)
     if factor is not None:
-        bounds = f"{float(low) / factor:.3g}, {float(high) / factor:.3g}"
+        bounds = f"{fmt_sig(float(low) / factor)}, {fmt_sig(float(high) / factor)}"
     else:
         bounds = f"{fmt(low)}, {fmt(high)}"
     return f"{esc(shown)}<span class='ci'>[{esc(bounds)}]</span>"

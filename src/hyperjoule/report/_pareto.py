@@ -12,21 +12,21 @@ import numpy as np
 import numpy.typing as npt
 
 from hyperjoule.report._frame import hp_columns
+from hyperjoule.report._goals import LOWER_IS_BETTER_WORDS, guess_maximize
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["LOWER_IS_BETTER_WORDS", "metric_direction", "pareto_front", "pareto_table"]
 
-LOWER_IS_BETTER_WORDS = ("loss", "error", "err", "perplexity", "mse", "mae", "rmse", "time", "wer")
-"""Metric names containing one of these words are minimised; every other is maximised."""
-
 
 def metric_direction(name: str) -> bool:
-    """True when a higher value of metric ``name`` is better (accuracy, mAP, rank-1, ...)."""
-    bare = name.removeprefix("metric_").lower()
-    words = bare.replace("-", "_").split("_")
-    return not any(w in LOWER_IS_BETTER_WORDS for w in words)
+    """Guess from its name whether a higher value of metric ``name`` is better.
+
+    Only a guess: analyses use the goal a target declared (:class:`MetricGoals`) and
+    fall back to this, labelled guessed.
+    """
+    return guess_maximize(name)
 
 
 def pareto_front(

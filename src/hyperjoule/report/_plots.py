@@ -7,6 +7,7 @@ and returns a :class:`Plot` with the caption notes (what was sampled, what the l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,8 @@ from hyperjoule.report._figures import (
     energy_axis,
 )
 from hyperjoule.report._frame import HP_PREFIX, METRIC_PREFIX
-from hyperjoule.report._pareto import metric_direction, pareto_front
+from hyperjoule.report._goals import MetricGoal, MetricGoals
+from hyperjoule.report._pareto import pareto_front
 from hyperjoule.report._pool import FigurePool
 from hyperjoule.report._sensitivity import is_log_scale
 from hyperjoule.report._stats import FloatArray
@@ -97,17 +99,26 @@ def _floats(series: pd.Series[Any]) -> FloatArray:
 
 
 def pareto_plot(
-    runs: pd.DataFrame, metrics: list[str], *, estimated: bool, pool: FigurePool = _INLINE
+    runs: pd.DataFrame,
+    metrics: list[str],
+    *,
+    estimated: bool,
+    goals: Sequence[MetricGoal] | None = None,
+    pool: FigurePool = _INLINE,
 ) -> Plot:
-    """Energy against each metric for succeeded runs, the Pareto front in red."""
+    """Energy against each metric for succeeded runs, the Pareto front in red.
+
+    ``goals`` gives each metric's goal (declared or guessed); None: guessed from names.
+    """
     ok = runs[(runs["status"] == "succeeded") & runs["energy_total_j"].notna()]
     energy = _floats(ok["energy_total_j"])
     factor, unit = energy_scale(energy)
     panels: list[ParetoPanel] = []
     notes: list[str] = []
-    for metric in metrics:
+    for k, metric in enumerate(metrics):
         values = _floats(ok[metric])
-        maximize = metric_direction(metric)
+        goal = goals[k] if goals is not None else MetricGoals().of(metric)
+        maximize = goal.maximize
         front = pareto_front(energy, values, maximize=maximize)
         keep = np.flatnonzero(np.isfinite(values))
         idx = keep[_sample(keep.size, MAX_POINTS)]
@@ -115,7 +126,9 @@ def pareto_plot(
         name = metric.removeprefix(METRIC_PREFIX)
         panels.append(
             ParetoPanel(
-                title=f"{name} ({'higher' if maximize else 'lower'} is better)",
+                title=f"{name} ({'higher' if maximize else 'lower'} is better"
+                + ("" if goal.declared else ", guessed")
+                + ")",
                 metric=name,
                 energy=energy[idx] / factor,
                 values=values[idx],

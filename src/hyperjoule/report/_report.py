@@ -86,7 +86,7 @@ def render_report(
     if target_metric is not None:
         target = parse_target_metric(target_metric, list(runs.columns))
     else:
-        target = auto_target_metric(runs)
+        target = auto_target_metric(runs, tables.goals)
     found = find_timeline(runs, results_dir, timeline_run)
     timeline = read_timeline(*found) if found is not None else None
     data = ReportData(
@@ -97,6 +97,7 @@ def render_report(
         metrics=analysed_metrics(runs),
         target=target,
         pool=pool or FigurePool(0),
+        goals=tables.goals,
     )
     sections = [
         ("summary", "Summary per target and model", summary_section),

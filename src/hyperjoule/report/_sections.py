@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hyperjoule.report._frame import HP_PREFIX, METRIC_PREFIX
+from hyperjoule.report._goals import MetricGoal, MetricGoals
 from hyperjoule.report._html import (
     Column,
     badge,
@@ -28,7 +29,7 @@ from hyperjoule.report._html import (
     table,
     warn,
 )
-from hyperjoule.report._pareto import metric_direction, pareto_front
+from hyperjoule.report._pareto import pareto_front
 from hyperjoule.report._plots import effects_plot, pareto_plot, sensitivity_plot, summary_plot
 from hyperjoule.report._pool import FigurePool
 from hyperjoule.report._sensitivity import (
@@ -82,6 +83,7 @@ class ReportData:
         metrics: The ``metric_*`` columns analysed.
         target: The energy-to-target threshold, None without any metric.
         pool: Where figures are drawn (inline, or worker processes for big reports).
+        goals: The metric goals the targets declared (the others are guessed).
     """
 
     runs: pd.DataFrame
@@ -91,6 +93,12 @@ class ReportData:
     metrics: list[str]
     target: TargetMetric | None
     pool: FigurePool = field(default_factory=FigurePool)
+    goals: MetricGoals = field(default_factory=MetricGoals)
+
+    def goal(self, metric: str, runs: pd.DataFrame | None = None) -> MetricGoal:
+        """The goal of ``metric`` for ``runs`` (one target's) or for the whole report."""
+        targets = [] if runs is None else runs["target"].dropna().unique().tolist()
+        return self.goals.of(metric, str(targets[0]) if len(targets) == 1 else None)
 
     def estimated(self, runs: pd.DataFrame | None = None) -> bool:
         """Whether any total energy among ``runs`` (default: all) is an estimate."""
@@ -206,7 +214,8 @@ def pareto_section(data: ReportData) -> str:
             continue
         estimated = data.estimated(ok)
         parts.append(f"<h3>{esc(group)}</h3>")
-        plot = pareto_plot(ok, metrics, estimated=estimated, pool=data.pool)
+        goals = [data.goal(m, ok) for m in metrics]
+        plot = pareto_plot(ok, metrics, estimated=estimated, goals=goals, pool=data.pool)
         method = "total energy: " + method_badges(_mix(ok["energy_total_method"]))
         parts.append(
             figure(
@@ -215,18 +224,19 @@ def pareto_section(data: ReportData) -> str:
                 f"energy against performance for {group}",
             )
         )
-        parts.append(_front_table(ok, metrics))
+        parts.append(_front_table(ok, metrics, goals))
     if skipped:
         parts.append(f"<p class='note'>Not enough runs to compare: {esc('; '.join(skipped))}.</p>")
     return "".join(parts)
 
 
-def _front_table(ok: pd.DataFrame, metrics: list[str]) -> str:
+def _front_table(ok: pd.DataFrame, metrics: list[str], goals: list[MetricGoal]) -> str:
     """One table of the runs on any metric's front; ● marks the fronts each run is on."""
     import pandas as pd
 
     fronts = {
-        m: pareto_front(ok["energy_total_j"], ok[m], maximize=metric_direction(m)) for m in metrics
+        m: pareto_front(ok["energy_total_j"], ok[m], maximize=g.maximize)
+        for m, g in zip(metrics, goals, strict=True)
     }
     on_any = np.logical_or.reduce(list(fronts.values()))
     rows = ok[on_any].sort_values("energy_total_j", kind="stable")
@@ -243,14 +253,18 @@ def _front_table(ok: pd.DataFrame, metrics: list[str]) -> str:
             (f"<span class='front'>●</span> {fmt_num(v)}" if front else esc(fmt_num(v)))
             for v, front in zip(rows[m], on_front, strict=True)
         ]
-        arrow = "↑" if metric_direction(m) else "↓"
+        arrow = goals[metrics.index(m)].arrow
         columns.append((m, f"{_label(m)} {arrow}", _raw))
     columns += [(h, _label(h), fmt_value) for h in hps]
     counts = ", ".join(f"{_label(m)}: {int(fronts[m].sum())}" for m in metrics)
+    legend = "as declared in targets.yaml"
+    if not all(g.declared for g in goals):
+        legend += "; ? not declared, guessed from the name"
     return (
         f"<p><b>Pareto front</b> ({len(rows):,} of {len(ok):,} runs on at least one front; "
         f"per metric {esc(counts)}). ● on that metric's front; ↑ higher is better, "
-        "↓ lower is better.</p>" + table(shown, columns, limit=PARETO_ROWS, css_class="pareto")
+        f"↓ lower is better ({legend}).</p>"
+        + table(shown, columns, limit=PARETO_ROWS, css_class="pareto")
     )
 
 

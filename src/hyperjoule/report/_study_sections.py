@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from hyperjoule.records import ENERGY_COMPONENTS
+from hyperjoule.report._goals import LOWER_IS_BETTER_WORDS
 from hyperjoule.report._html import (
     Column,
     badge,
@@ -241,6 +242,23 @@ def timeline_section(timeline: Timeline | None, data: ReportData) -> str:
     )
 
 
+def _goals_text(data: ReportData) -> str:
+    """Which metrics are minimised or maximised, and which of those goals were guessed."""
+    if not data.metrics:
+        return "No performance metric was recorded."
+    goals = [data.goal(m) for m in data.metrics]
+    listed = ", ".join(f"{g.metric}: {g.label}" for g in goals)
+    text = f"Metric goals (declared in targets.yaml unless marked guessed): {listed}."
+    if any(not g.declared for g in goals):
+        words = ", ".join(LOWER_IS_BETTER_WORDS)
+        text += (
+            " An undeclared metric is guessed lower-is-better when its name holds one of "
+            f"the words {words}, else higher-is-better; declare 'goal: minimize' or "
+            "'goal: maximize' under the target's metrics to be sure."
+        )
+    return text
+
+
 def methods_section(data: ReportData) -> str:
     """How each figure was obtained: measurement methods and the statistics used."""
     runs = data.runs
@@ -275,9 +293,8 @@ def methods_section(data: ReportData) -> str:
         "<li>Sensitivity uses succeeded runs only; hyperparameters spanning a factor of 20 or "
         "more are on a log10 scale in the regression and the plots. Below "
         "20 runs a group carries a warning; below 4 it is not analysed.</li>"
-        "<li>A metric is maximised unless its name says loss, error, perplexity, mse, mae, "
-        "rmse, time or wer. Metrics named like a hyperparameter (a script echoing its "
-        "settings) are not analysed.</li>"
+        f"<li>{esc(_goals_text(data))} Metrics named like a hyperparameter (a script "
+        "echoing its settings) are not analysed.</li>"
         "<li>Scatter plots of large studies show a fixed random sample of the runs; every "
         "statistic and table uses all of them.</li></ul>"
     )

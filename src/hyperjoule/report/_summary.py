@@ -15,7 +15,8 @@ import numpy as np
 
 from hyperjoule.errors import HyperjouleError
 from hyperjoule.report._frame import HP_PREFIX, METRIC_PREFIX, hp_columns, metric_columns
-from hyperjoule.report._pareto import metric_direction
+from hyperjoule.report._goals import MetricGoals
+from hyperjoule.report._numbers import fmt_sig
 from hyperjoule.report._stats import t_quantile_975
 
 if TYPE_CHECKING:
@@ -232,7 +233,8 @@ class TargetMetric:
         return ops[self.op].fillna(False).astype(bool)
 
     def __str__(self) -> str:
-        return f"{self.metric.removeprefix(METRIC_PREFIX)} {self.op} {self.threshold:g}"
+        threshold = fmt_sig(self.threshold, 4, grouping=False)
+        return f"{self.metric.removeprefix(METRIC_PREFIX)} {self.op} {threshold}"
 
 
 def parse_target_metric(text: str, columns: list[str]) -> TargetMetric:
@@ -261,24 +263,32 @@ def parse_target_metric(text: str, columns: list[str]) -> TargetMetric:
     return TargetMetric(METRIC_PREFIX + name, op, threshold)
 
 
-def auto_target_metric(runs: pd.DataFrame) -> TargetMetric | None:
-    """A threshold half of the succeeded runs reach, on the most accuracy-like metric."""
+def auto_target_metric(runs: pd.DataFrame, goals: MetricGoals | None = None) -> TargetMetric | None:
+    """A threshold half of the succeeded runs reach, on the most accuracy-like metric.
+
+    The direction is the metric's goal: declared in ``goals``, else guessed from its name
+    (and the choice says so).
+    """
+    goals = goals or MetricGoals()
     metrics = analysed_metrics(runs)
     if not metrics:
         return None
     ranked = sorted(
-        metrics, key=lambda c: ("acc" not in c, not metric_direction(c), metrics.index(c))
+        metrics, key=lambda c: ("acc" not in c, not goals.of(c).maximize, metrics.index(c))
     )
     metric = ranked[0]
     ok = runs.loc[runs["status"] == "succeeded", metric].dropna()
     if ok.empty:
         return None
     threshold = float(f"{float(ok.median()):.3g}")
-    op = ">=" if metric_direction(metric) else "<="
+    goal = goals.of(metric)
+    op = ">=" if goal.maximize else "<="
     how = (
         f"chosen automatically: the median {metric.removeprefix(METRIC_PREFIX)} of the "
         "succeeded runs (about half of them reach it); set one with --target-metric"
     )
+    if not goal.declared:
+        how += f"; goal {goal.label}, declare it in targets.yaml"
     return TargetMetric(metric, op, threshold, how)
 
 
