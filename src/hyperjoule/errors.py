@@ -8,7 +8,8 @@ exactly this type, prints its message on one line and exits with status 2::
     ├── PlanError        a valid study asks for something the space cannot satisfy
     ├── StorageError     the results directory or database cannot be used
     ├── MeterError       a requested measurement cannot be taken (device, permission)
-    └── PreflightError   the machine is not ready for the study (missing assets, ...)
+    ├── PreflightError   the machine is not ready for the study (missing assets, ...)
+    └── ExecutorError    an executor cannot run a task (no node has the GPUs it needs, ...)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 __all__ = [
     "ConfigError",
+    "ExecutorError",
     "HyperjouleError",
     "MeterError",
     "PlanError",
@@ -64,3 +66,7 @@ class MeterError(HyperjouleError):
 
 class PreflightError(HyperjouleError):
     """The machine is not ready to run the study (missing assets, busy devices, ...)."""
+
+
+class ExecutorError(HyperjouleError):
+    """An executor cannot run a task (no node has the GPUs it asks for, back-end lost)."""

@@ -38,10 +38,14 @@ ENERGY_COMPONENTS = ("gpu", "cpu_pkg", "cpu_dram")
 METHODS = ("counter", "integrated", "estimated", "unavailable")
 """How a figure was obtained, from most to least trustworthy."""
 
-ATTRIBUTIONS = ("exclusive", "combined")
+ATTRIBUTIONS = ("exclusive", "combined", "apportioned")
+"""``exclusive``: the devices served this run alone (or the figure is the run's own
+process tree); ``combined``: the figure includes other work measured with the run
+(a parallel run's background); ``apportioned``: concurrent runs shared the device and
+this is the run's measured share of its energy (``share``, ``share_basis``)."""
 
 Method = Literal["counter", "integrated", "estimated", "unavailable"]
-Attribution = Literal["exclusive", "combined"]
+Attribution = Literal["exclusive", "combined", "apportioned"]
 
 
 class RunStatus(str, Enum):
@@ -187,6 +191,12 @@ class EnergyComponent:
     ``idle_power_w`` is their idle power and ``net_energy_j`` the dynamic energy
     (gross minus idle power x duration; negative means below idle, i.e. a stale or noisy
     baseline, and is not clamped); ``net_reason`` says why there is no net figure.
+
+    When concurrent runs shared the device (``attribution`` ``apportioned``),
+    ``energy_j`` is this run's ``share`` (0..1) of ``device_energy_j``, the energy the
+    device used over the run's window, split by ``share_basis`` (``cpu_time``: CPU time
+    of each run's process groups); the shares of concurrent runs add up to the device's
+    energy, so summing runs counts every device once.
     """
 
     energy_j: float | None
@@ -199,6 +209,9 @@ class EnergyComponent:
     idle_power_w: float | None = None
     net_energy_j: float | None = None
     net_reason: str | None = None
+    share: float | None = None
+    share_basis: str | None = None
+    device_energy_j: float | None = None
 
     @classmethod
     def unavailable(cls, reason: str) -> EnergyComponent:

@@ -1,0 +1,168 @@
+"""What one attempt produced: a typed :class:`AttemptResult`, returned by every executor."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from hyperjoule.records import EnergyBlock, PowerBlock, RunStatus
+
+__all__ = ["AttemptResult", "BackgroundReport", "ExecutorInfo"]
+
+
+@dataclass(frozen=True)
+class ExecutorInfo:
+    """Where an attempt ran (``provenance.executor`` of the record).
+
+    Attributes:
+        kind: Executor kind (``local``, ``ray``).
+        node_id: Identity of the node within the executor (host name for ``local``).
+        host: Host name of the node.
+        gpu_ids: GPU indices (NVML numbering on that node) the attempt was given.
+    """
+
+    kind: str
+    node_id: str
+    host: str
+    gpu_ids: tuple[int, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        data = dataclasses.asdict(self)
+        data["gpu_ids"] = list(self.gpu_ids) if self.gpu_ids is not None else None
+        return data
+
+
+@dataclass
+class BackgroundReport:
+    """The ``background`` block of a parallel run: identity, runs, load and verdict.
+
+    Attributes:
+        effective: Whether every background loaded the machine during the foreground.
+        reasons: Why it was not effective (empty when effective).
+        notes: Facts worth knowing that do not change the verdict (short jobs that were
+            restarted but kept the load above the threshold).
+        details: The rest of the block as stored in ``run.json`` (target, model,
+            hyperparameters, runs, load, warm-up, jobs, ``energy`` estimate when the
+            foreground's CPU figure is a per-process estimate).
+    """
+
+    effective: bool
+    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record's ``background`` block."""
+        return {
+            **self.details,
+            "effective": self.effective,
+            "reasons": list(self.reasons),
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BackgroundReport:
+        """Rebuild a block written by :meth:`to_dict`."""
+        rest = {k: v for k, v in data.items() if k not in ("effective", "reasons", "notes")}
+        return cls(
+            effective=bool(data.get("effective")),
+            reasons=list(data.get("reasons") or []),
+            notes=list(data.get("notes") or []),
+            details=rest,
+        )
+
+
+@dataclass
+class AttemptResult:
+    """Everything one attempt produced; the recorder turns it into the run record.
+
+    Executors return it through their futures; it is picklable. Paths in it are
+    relative to the attempt's run directory, so a remote executor can copy the files
+    and the result stays true.
+
+    Attributes:
+        run_id: The task's run id.
+        attempt: The task's attempt number.
+        status: Outcome class of the attempt.
+        reason: Why it did not succeed (None when it did).
+        exit_code: Exit status; a negative number is the signal that ended it.
+        signal: Signal number that ended the process, or None.
+        duration_s: Wall time of the training process, in seconds.
+        cpu_time_s: CPU time of its process tree, in seconds (None: not measured).
+        max_rss_bytes: Peak resident set size, in bytes (None: not measured).
+        started_at: UTC timestamp when the process started.
+        ended_at: UTC timestamp when it ended.
+        metrics: Metric name to value.
+        metrics_sources: Metric name to where it was read (``file``/``structured``/``regex``).
+        metrics_problems: Things that looked like metrics but could not be used.
+        energy: Energy of the attempt, one component per device kind.
+        power: GPU power/temperature/utilisation summary.
+        meters: Names of the meters that measured the attempt.
+        background: The background block (parallel mode), else None.
+        log: The attempt's log file, relative to the run directory.
+        files: Every file the attempt wrote, relative to the run directory (what a remote
+            executor must bring back).
+        executor: Where the attempt ran.
+        cooldown_before: The pause the executor made on the attempt's devices before it
+            started (``kind``, ``waited_s``, ...), or None.
+    """
+
+    run_id: str
+    attempt: int
+    status: RunStatus
+    reason: str | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    duration_s: float = 0.0
+    cpu_time_s: float | None = None
+    max_rss_bytes: int | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    metrics_sources: dict[str, str] = field(default_factory=dict)
+    metrics_problems: list[str] = field(default_factory=list)
+    energy: EnergyBlock = field(default_factory=EnergyBlock)
+    power: PowerBlock = field(default_factory=PowerBlock)
+    meters: list[str] = field(default_factory=list)
+    background: BackgroundReport | None = None
+    log: str = ""
+    files: list[str] = field(default_factory=list)
+    executor: ExecutorInfo | None = None
+    cooldown_before: dict[str, Any] | None = None
+
+    def log_entry(self) -> dict[str, Any]:
+        """This attempt's entry in the record's ``attempt_log`` (JSON-ready)."""
+        return {
+            "attempt": self.attempt,
+            "status": self.status.value,
+            "reason": self.reason,
+            "exit_code": self.exit_code if self.signal is None else None,
+            "signal": self.signal,
+            "duration_s": self.duration_s,
+            "cpu_time_s": self.cpu_time_s,
+            "max_rss_bytes": self.max_rss_bytes,
+            "energy_total_j": self.energy.total_j,
+            "energy_method": self.energy.total_method,
+            "metrics_sources": dict(self.metrics_sources),
+            "metrics_problems": list(self.metrics_problems),
+            "energy_files": sorted(f for f in self.files if f.startswith("energy/")),
+            "log": self.log,
+            "background_effective": (
+                self.background.effective if self.background is not None else None
+            ),
+            "executor": self.executor.to_dict() if self.executor is not None else None,
+        }
+
+    @classmethod
+    def interrupted(cls, run_id: str, attempt: int, reason: str) -> AttemptResult:
+        """The result of an attempt stopped before its process started."""
+        return cls(
+            run_id=run_id,
+            attempt=attempt,
+            status=RunStatus.INTERRUPTED,
+            reason=reason,
+            energy=EnergyBlock(),
+            power=PowerBlock(reason="the attempt did not start"),
+        )
