@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from hyperjoule.legacy import LegacyWarning
+    from hyperjoule.legacy import ImportResult, LegacyWarning
 
 __all__ = ["register"]
 
@@ -20,6 +20,65 @@ __all__ = ["register"]
 def _report(warnings: list[LegacyWarning]) -> None:
     for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
+
+
+def _short(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _reason_kind(reason: str) -> str:
+    if reason.startswith("id variant"):
+        return "id variants (e.g. stage-prefixed ids)"
+    if reason.startswith("same id, timestamps"):
+        return "same id, timestamps a fraction of a millisecond apart"
+    return reason
+
+
+def _import_table(result: ImportResult) -> None:
+    """The short report of an import: files, runs, duplicates, conflicts, skipped files."""
+    # One line per CSV; experiment.json files (one run each) one line per session.
+    read: dict[str, int] = {}
+    skipped: dict[tuple[str, str], list[Path]] = {}
+    for f in result.files:
+        if f.skipped is not None:
+            skipped.setdefault((f.path.name, f.skipped), []).append(f.path)
+        elif f.path.name == "experiment.json":
+            key = f"{_short(f.path.parent.parent)}/*/experiment.json"
+            read[key] = read.get(key, 0) + f.rows
+        else:
+            read[_short(f.path)] = f.rows
+    lines = [(name, str(rows), "") for name, rows in read.items()]
+    for (name, why), paths in skipped.items():
+        shown = _short(paths[0]) if len(paths) == 1 else f"{name} ({len(paths)} files)"
+        lines.append((shown, "-", f"skipped: {why}"))
+    width = max([len(name) for name, _, _ in lines] + [4])
+    typer.echo(f"{'file':<{width}}  {'rows':>5}  note".rstrip())
+    for name, rows, note in lines:
+        typer.echo(f"{name:<{width}}  {rows:>5}  {note}".rstrip())
+    kinds: dict[str, int] = {}
+    for dup in result.duplicates:
+        kind = _reason_kind(dup.reason)
+        kinds[kind] = kinds.get(kind, 0) + 1
+    why = "; ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    typer.echo(
+        f"runs: {len(result.imported)} added, {len(result.updated)} described further, "
+        f"{len(result.already_present)} unchanged; "
+        f"{len(result.duplicates)} duplicate description(s) merged" + (f" ({why})" if why else "")
+    )
+    typer.echo(f"timestamps read as {result.timezone}, stored in UTC (the text kept)")
+    if result.conflicts:
+        typer.echo(
+            f"{len(result.conflicts)} conflict(s): the first source wins "
+            "(experiment.json, then summary.csv, then other CSVs; choose with --prefer)"
+        )
+        for c in result.conflicts:
+            typer.echo(
+                f"  {c.run}: {c.field}: kept {c.kept[1]} from {c.kept[0]}; "
+                f"not {c.other[1]} from {c.other[0]}"
+            )
 
 
 def register(app: typer.Typer) -> None:
@@ -97,12 +156,36 @@ def register(app: typer.Typer) -> None:
                 "defaults the old tool did not store.",
             ),
         ] = None,
+        timezone: Annotated[
+            str | None,
+            typer.Option(
+                "--timezone",
+                help="IANA zone the old tool's local timestamps were written in "
+                "(default: this machine's).",
+            ),
+        ] = None,
+        prefer: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--prefer",
+                help="Source whose values win when two descriptions of a run disagree: a "
+                "file name (raw_data.csv), path ending, or suffix (csv, json); repeatable.",
+            ),
+        ] = None,
     ) -> None:
         """Import the lab's measured runs into the results database, once."""
         from hyperjoule.legacy import import_legacy
 
-        result = import_legacy(sources, results_dir, study=study, targets=targets)
+        result = import_legacy(
+            sources,
+            results_dir,
+            study=study,
+            targets=targets,
+            timezone=timezone,
+            prefer=prefer or (),
+        )
         _report(result.warnings)
+        _import_table(result)
         typer.echo(
             f"imported {len(result.imported)} run(s) into study {result.study!r} "
             f"({result.database}); {len(result.already_present)} already there, "

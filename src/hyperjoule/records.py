@@ -273,7 +273,10 @@ class EnergyBlock:
 
 @dataclass
 class PowerBlock:
-    """GPU power, temperature and utilisation summary over a run (None: not measured)."""
+    """GPU power, temperature and utilisation summary over a run (None: not measured).
+
+    ``samples`` is None when the number of samples is not known (imported runs).
+    """
 
     gpu_avg_w: float | None = None
     gpu_max_w: float | None = None
@@ -282,7 +285,7 @@ class PowerBlock:
     gpu_temp_max_c: float | None = None
     gpu_util_avg_pct: float | None = None
     gpu_util_max_pct: float | None = None
-    samples: int = 0
+    samples: int | None = 0
     sampling_period_s: float | None = None
     reason: str | None = None
 

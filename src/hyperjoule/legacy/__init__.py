@@ -10,11 +10,13 @@ What the old files say that hyperjoule cannot express is reported as
 are described in ``docs/legacy.md``.
 """
 
+from hyperjoule.legacy._build import LEGACY_CPU_METHOD, LEGACY_GPU_METHOD, LEGACY_REASON
 from hyperjoule.legacy._convert import TARGETS_FILENAME, ConversionResult, convert_legacy
 from hyperjoule.legacy._formats import LegacyWarning
+from hyperjoule.legacy._identity import TIME_TOLERANCE_S, Conflict, Duplicate
 from hyperjoule.legacy._import import (
     DEFAULT_IMPORT_STUDY,
-    LEGACY_REASON,
+    FileReport,
     ImportResult,
     import_legacy,
     legacy_run_id,
@@ -26,10 +28,16 @@ from hyperjoule.legacy._typing import infer_kind
 __all__ = [
     "DEFAULT_IMPORT_STUDY",
     "LEGACY_COOLDOWN_S",
+    "LEGACY_CPU_METHOD",
+    "LEGACY_GPU_METHOD",
     "LEGACY_MAX_RETRIES",
     "LEGACY_REASON",
     "TARGETS_FILENAME",
+    "TIME_TOLERANCE_S",
+    "Conflict",
     "ConversionResult",
+    "Duplicate",
+    "FileReport",
     "ImportResult",
     "LegacyWarning",
     "convert_legacy",

@@ -1,9 +1,10 @@
 """``hyperjoule import``: the lab's measured runs → records of an imported study.
 
 Every source is read, typed and turned into a :class:`~hyperjoule.records.RunRecord`
-before the database is opened, so a bad input writes nothing. Run ids are derived from
-the old run's identity, so importing the same runs again (from the same or another of
-the files that describe them) adds nothing.
+before anything is written, so a bad input writes nothing. Runs are identified by what
+they are (:mod:`hyperjoule.legacy._identity`); every description of a run is kept in its
+record (``provenance.legacy_descriptions``), so a later import that brings another
+description of it merges into the same record, whatever the order of the imports.
 """
 
 from __future__ import annotations
@@ -11,34 +12,37 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import ValidationError
 
 from hyperjoule.config import Target, TargetsFile
 from hyperjoule.errors import ConfigError
+from hyperjoule.legacy._build import build_record
 from hyperjoule.legacy._formats import LegacyWarning, merge_warnings
+from hyperjoule.legacy._identity import (
+    Conflict,
+    Duplicate,
+    MergedRun,
+    group_descriptions,
+    merge_descriptions,
+)
 from hyperjoule.legacy._registry import DEFAULT_MODEL
-from hyperjoule.legacy._results import LegacyRun, read_csv, read_experiment_json
+from hyperjoule.legacy._results import LegacyRun, read_csv, read_experiment_json, table_problem
 from hyperjoule.legacy._typing import ValueTyper
 from hyperjoule.records import (
-    EnergyBlock,
-    EnergyComponent,
-    HyperValue,
-    PowerBlock,
     RunRecord,
-    RunStatus,
 )
 from hyperjoule.storage import DB_FILENAME, ResultsStore
 
 __all__ = [
     "DEFAULT_IMPORT_STUDY",
-    "LEGACY_REASON",
+    "FileReport",
     "ImportResult",
     "import_legacy",
     "legacy_run_id",
@@ -50,14 +54,22 @@ logger = logging.getLogger(__name__)
 DEFAULT_IMPORT_STUDY = "legacy-import"
 """Study that imported runs belong to unless another is named."""
 
-LEGACY_REASON = "not recorded by the legacy tool"
-"""Reason given for every figure the old files do not hold."""
-
-LEGACY_GPU_PERIOD_S = 1.0
-"""The old tool polled nvidia-smi once a second and summed the samples as joules."""
-
-_RESULT_NAMES = ("experiment.json", "summary.csv", "raw_data.csv")
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """One file an import looked at.
+
+    Attributes:
+        path: The file.
+        rows: Descriptions of runs read from it (0 when skipped).
+        skipped: Why it was not read, or None.
+    """
+
+    path: Path
+    rows: int
+    skipped: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,12 +77,17 @@ class ImportResult:
     """What :func:`import_legacy` did.
 
     Attributes:
-        study: The study the runs were imported into.
+        study: The study new runs were imported into.
         database: The results database.
         imported: Run ids added now.
-        already_present: Run ids found in the database already (an earlier import).
-        merged_rows: Descriptions of a run that another file or row described already.
+        already_present: Run ids whose every description was imported before.
+        merged_rows: Descriptions merged into a run described already (``duplicates``).
         warnings: What could not be imported, one entry per key (repeats merged).
+        updated: Run ids stored before that this import described further.
+        files: Every file looked at, with its rows or why it was skipped.
+        duplicates: Each merged description and why it is the same run.
+        conflicts: Fields two descriptions of one run disagree on, and which one won.
+        timezone: The zone the old local timestamps were read in.
     """
 
     study: str
@@ -79,31 +96,70 @@ class ImportResult:
     already_present: list[str]
     merged_rows: int
     warnings: list[LegacyWarning]
+    updated: list[str] = field(default_factory=list)
+    files: list[FileReport] = field(default_factory=list)
+    duplicates: list[Duplicate] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    timezone: str = ""
 
 
-def legacy_run_id(legacy_id: str) -> str:
-    """The hyperjoule run id of an old run: the same for the same old run, always."""
-    return "legacy-" + hashlib.sha256(legacy_id.encode()).hexdigest()[:16]
+def legacy_run_id(identity: str) -> str:
+    """The hyperjoule run id for an old run's identity text: always the same for it."""
+    return "legacy-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
-def _discover(sources: Sequence[Path]) -> list[Path]:
-    """Result files under the given paths; experiment.json files first (the richest)."""
+def _discover(sources: Sequence[Path]) -> tuple[list[Path], list[FileReport]]:
+    """Result files under the given paths, and the files in result trees that are not.
+
+    experiment.json files come first (the richest); skipped files come with why.
+    """
     found: list[Path] = []
+    skipped: list[FileReport] = []
     for source in sources:
         source = Path(source)
         if source.is_dir():
-            inside = sorted(p for name in _RESULT_NAMES for p in source.rglob(name) if p.is_file())
-            if not inside:
+            jsons = sorted(p for p in source.rglob("experiment.json") if p.is_file())
+            tables = []
+            for csv_path in sorted(p for p in source.rglob("*.csv") if p.is_file()):
+                problem = table_problem(csv_path)
+                if problem is None:
+                    tables.append(csv_path)
+                else:
+                    skipped.append(FileReport(csv_path.resolve(), 0, problem))
+            if not jsons and not tables:
                 raise ConfigError(
-                    source, "", f"no {', '.join(_RESULT_NAMES)} found under this directory"
+                    source, "", "no experiment.json or results CSV found under this directory"
                 )
-            found += inside
+            found += jsons + tables
         elif source.is_file():
             found.append(source)
         else:
             raise ConfigError(source, "", "legacy results not found; check the path")
     unique = list(dict.fromkeys(p.resolve() for p in found))
-    return sorted(unique, key=lambda p: (p.suffix != ".json", p.name != "summary.csv", str(p)))
+    ordered = sorted(unique, key=lambda p: (p.suffix != ".json", p.name != "summary.csv", str(p)))
+    return ordered, skipped
+
+
+def zone_reader(name: str | None) -> tuple[Callable[[datetime], datetime], str]:
+    """How naive old timestamps get their zone, and its name for records and reports.
+
+    Raises:
+        ConfigError: ``name`` is not a known IANA time zone.
+    """
+    if name is None:
+        local = datetime.now().astimezone().tzname() or "local"
+        # astimezone() on a naive datetime applies this machine's rules, DST included.
+        return (lambda dt: dt.astimezone()), f"this machine's local time ({local})"
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            "--timezone",
+            "",
+            f"unknown time zone {name!r}; give an IANA name such as Asia/Shanghai, "
+            "Europe/Berlin or UTC",
+        ) from None
+    return (lambda dt: dt.replace(tzinfo=zone)), name
 
 
 def _read_targets(path: Path) -> dict[str, Target]:
@@ -124,172 +180,115 @@ def _read_targets(path: Path) -> dict[str, Target]:
         raise ConfigError(path, loc, str(err["msg"]).removeprefix("Value error, ")) from None
 
 
-def _read_runs(files: list[Path], warnings: list[LegacyWarning]) -> tuple[list[LegacyRun], int]:
-    runs: dict[str, LegacyRun] = {}
-    merged = 0
+def _read_rows(
+    files: list[Path], warnings: list[LegacyWarning]
+) -> tuple[list[LegacyRun], list[FileReport]]:
+    rows: list[LegacyRun] = []
+    reports: list[FileReport] = []
     for path in files:
-        rows = (
+        read = (
             [read_experiment_json(path, warnings)]
             if path.suffix == ".json"
             else read_csv(path, warnings)
         )
-        for row in rows:
-            if row.legacy_id in runs:
-                runs[row.legacy_id].merge(row)
-                merged += 1
-            else:
-                runs[row.legacy_id] = row
-    return list(runs.values()), merged
+        rows += read
+        reports.append(FileReport(path, len(read)))
+    return rows, reports
 
 
-def _mode(
-    run: LegacyRun, typed: Mapping[str, HyperValue], defaults: Mapping[str, HyperValue] | None
-) -> str:
-    if run.mode in ("default", "mutation", "parallel"):
-        return run.mode
-    if run.nested or run.background is not None or run.experiment_id.endswith("_parallel"):
-        return "parallel"
-    if defaults is not None:
-        changed = any(typed.get(n) != v for n, v in defaults.items())
-        return "mutation" if changed else "default"
-    # The old tool stored only the hyperparameters it mutated.
-    return "mutation" if run.hyperparameters else "default"
-
-
-def _component(value: float | None, method: str, attribution: str) -> EnergyComponent:
-    if value is None:
-        return EnergyComponent.unavailable(LEGACY_REASON)
-    if method == "integrated":
-        return EnergyComponent(
-            energy_j=value,
-            method="integrated",
-            attribution="combined" if attribution == "combined" else "exclusive",
-            sampling_period_s=LEGACY_GPU_PERIOD_S,
+def _check_study(study: str) -> None:
+    if not _STUDY_NAME.match(study) or len(study) > 100:
+        raise ConfigError(
+            "--study", "", f"{study!r} is not a study name; use letters, digits, '_', '.', '-'"
         )
-    return EnergyComponent(
-        energy_j=value,
-        method="counter",
-        attribution="combined" if attribution == "combined" else "exclusive",
-    )
 
 
-def _energy(run: LegacyRun, mode: str) -> tuple[EnergyBlock, PowerBlock]:
-    # Parallel energy covered the foreground and the background together.
-    attribution = run.attribution if run.attribution in ("combined", "exclusive") else None
-    attribution = attribution or ("combined" if mode == "parallel" else "exclusive")
-    energy = EnergyBlock(
-        {
-            "gpu": _component(run.energy.get("gpu_j"), "integrated", attribution),
-            "cpu_pkg": _component(run.energy.get("cpu_pkg_j"), "counter", attribution),
-            "cpu_dram": _component(run.energy.get("cpu_dram_j"), "counter", attribution),
-        }
-    )
-    figures = {
-        key: run.energy.get(key)
-        for key in (
-            "gpu_avg_w",
-            "gpu_max_w",
-            "gpu_min_w",
-            "gpu_temp_avg_c",
-            "gpu_temp_max_c",
-            "gpu_util_avg_pct",
-            "gpu_util_max_pct",
-        )
-    }
-    measured = any(v is not None for v in figures.values())
-    power = PowerBlock(
-        gpu_avg_w=figures["gpu_avg_w"],
-        gpu_max_w=figures["gpu_max_w"],
-        gpu_min_w=figures["gpu_min_w"],
-        gpu_temp_avg_c=figures["gpu_temp_avg_c"],
-        gpu_temp_max_c=figures["gpu_temp_max_c"],
-        gpu_util_avg_pct=figures["gpu_util_avg_pct"],
-        gpu_util_max_pct=figures["gpu_util_max_pct"],
-        sampling_period_s=LEGACY_GPU_PERIOD_S if measured else None,
-        reason=None if measured else LEGACY_REASON,
-    )
-    return energy, power
+@dataclass
+class _Prepared:
+    """An import worked out in full, before anything is written."""
+
+    records: list[RunRecord]
+    new_ids: set[str]
+    files: list[FileReport]
+    duplicates: list[Duplicate]
+    conflicts: list[Conflict]
+    warnings: list[LegacyWarning]
+    zone: str
 
 
-def _session(run: LegacyRun) -> str:
-    if run.session and run.session not in (".", ".."):
-        return re.sub(r"[^A-Za-z0-9_.-]+", "-", run.session)
-    return "legacy"
-
-
-def _record(run: LegacyRun, study: str, values: ValueTyper, targets_path: Path | None) -> RunRecord:
-    primary = run.sources[0]
-    if run.repository is None:
-        raise ConfigError(primary, f"{run.experiment_id}.repository", "the run names no repository")
-    target = run.repository
+def _identity(merged: MergedRun) -> str:
+    run = merged.run
     model = None if run.model in (None, DEFAULT_MODEL) else run.model
-    declared = values.declared(target)
-    typed, filled = values.hyperparameters(target, run.hyperparameters, primary, run.experiment_id)
-    defaults = None if declared is None else {n: values.default(target, n) for n in declared}
-    mode = _mode(run, typed, defaults)
-    if defaults is not None:
-        mutated = [n for n in typed if n in defaults and typed[n] != defaults[n]]
-    else:
-        mutated = list(typed) if mode != "default" else []
-    error: str | None
-    if run.success is None:
-        status = RunStatus.FAILED
-        error = "training_success " + LEGACY_REASON
-    else:
-        status = RunStatus.SUCCEEDED if run.success else RunStatus.FAILED
-        error = None if run.success else (run.error or "the legacy tool recorded a failure")
-    energy, power = _energy(run, mode)
-    background = None
-    if run.background is not None:
-        bg_target = run.background.get("repository") or "unknown"
-        bg_typed, _ = values.hyperparameters(
-            bg_target, run.background["hyperparameters"], primary, f"{run.experiment_id}.background"
-        )
-        bg_model = run.background.get("model")
-        background = {
-            "target": bg_target,
-            "model": None if bg_model in (None, DEFAULT_MODEL) else bg_model,
-            "hyperparameters": bg_typed,
-            "runs": None,
-            "effective": None,
-            "reasons": [f"background runs and load {LEGACY_REASON}"],
-        }
-    provenance: dict[str, Any] = {
-        "imported_from": str(primary),
-        "also_in": [str(p) for p in run.sources[1:]],
-        "legacy_id": run.legacy_id,
-        "legacy_experiment_id": run.experiment_id,
-        "legacy_session": run.session,
-        "legacy_model": run.model,
-        "hyperparameter_types": f"declared in {targets_path}"
-        if declared is not None
-        else "inferred",
-        "defaults_filled": filled,
-        "energy": "GPU: nvidia-smi power summed once a second; CPU: perf stat RAPL counters",
-        "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    return RunRecord(
-        run_id=legacy_run_id(run.legacy_id),
-        study=study,
-        session=_session(run),
-        slot_id=run.experiment_id,
-        target=target,
-        model=model,
-        mode=mode,
-        hyperparameters=typed,
-        mutated=mutated,
-        dedup_key=values.key(target, model, mode, typed),
-        status=status,
-        attempts=(run.retries or 0) + 1,
-        started_at=run.timestamp,
-        duration_s=run.duration_s,
-        metrics=dict(run.metrics),
-        energy=energy,
-        power=power,
-        background=background,
-        run_dir=None if run.run_dir is None else str(run.run_dir),
-        provenance=provenance,
-        error=error,
+    when = (
+        merged.utc.replace(microsecond=0).isoformat()
+        if merged.utc is not None
+        else f"{run.experiment_id}@{run.timestamp}"
+    )
+    return f"{run.repository}/{model}@{when}"
+
+
+def _prepare(
+    sources: Sequence[Path],
+    study: str,
+    targets: Path | None,
+    timezone_name: str | None,
+    prefer: Sequence[str],
+    stored: Mapping[str, tuple[str, list[LegacyRun]]],
+) -> _Prepared:
+    """Read, group, merge and type everything.
+
+    ``stored`` maps run ids of an earlier import to their study and descriptions.
+    """
+    _check_study(study)
+    zone, zone_label = zone_reader(timezone_name)
+    declared = _read_targets(targets) if targets is not None else {}
+    warnings: list[LegacyWarning] = []
+    files, skipped = _discover(sources)
+    rows, reports = _read_rows(files, warnings)
+    owner: dict[int, str] = {}
+    old_rows: list[LegacyRun] = []
+    for run_id, (_, descriptions) in stored.items():
+        for description in descriptions:
+            owner[id(description)] = run_id
+            old_rows.append(description)
+    new_rows = {id(r) for r in rows}
+    values = ValueTyper([*rows, *old_rows], declared)
+    for repo in sorted(values.undeclared_targets()):
+        if targets is not None:
+            warnings.append(
+                LegacyWarning(targets, repo, "no such target; hyperparameter types inferred")
+            )
+    records: list[RunRecord] = []
+    new_ids: set[str] = set()
+    duplicates: list[Duplicate] = []
+    conflicts: list[Conflict] = []
+    taken = set(stored)
+    for members, _ in group_descriptions([*old_rows, *rows], zone):
+        if not any(id(m) in new_rows for m in members):
+            continue  # stored runs this import does not describe
+        merged = merge_descriptions(members, prefer, zone)
+        owners = sorted({owner[id(m)] for m in members if id(m) in owner})
+        if owners:
+            run_id, run_study = owners[0], stored[owners[0]][0]
+        else:
+            base = _identity(merged)
+            run_id, n = legacy_run_id(base), 2
+            while run_id in taken:  # two runs in one second: tell them apart
+                run_id, n = legacy_run_id(f"{base}#{n}"), n + 1
+            run_study = study
+            new_ids.add(run_id)
+        taken.add(run_id)
+        duplicates += merged.duplicates
+        conflicts += merged.conflicts
+        records.append(build_record(merged, run_id, run_study, values, targets, zone_label))
+    return _Prepared(
+        records,
+        new_ids,
+        reports + skipped,
+        duplicates,
+        conflicts,
+        merge_warnings(warnings),
+        zone_label,
     )
 
 
@@ -298,15 +297,22 @@ def read_legacy_results(
     *,
     study: str = DEFAULT_IMPORT_STUDY,
     targets: Path | None = None,
+    timezone: str | None = None,
+    prefer: Sequence[str] = (),
 ) -> tuple[list[RunRecord], int, list[LegacyWarning]]:
     """Read old result files and directories into records; writes nothing.
 
     Args:
-        sources: ``run_*`` directories (searched for experiment.json, summary.csv and
-            raw_data.csv), a results directory holding them, or single files.
+        sources: ``run_*`` directories (searched for experiment.json files and results
+            CSVs), a results directory holding them, or single files.
         study: Study of the records.
         targets: A targets file whose hyperparameter declarations type the values (and
             fill the defaults the old tool did not store); without it types are inferred.
+        timezone: IANA zone the old local timestamps were written in; None: this
+            machine's.
+        prefer: File names (``raw_data.csv``), path endings or suffixes (``csv``) whose
+            values win when descriptions of a run disagree; by default experiment.json,
+            then summary.csv, then other CSVs.
 
     Returns:
         The records (one per old run), the number of merged duplicate descriptions, and
@@ -315,21 +321,17 @@ def read_legacy_results(
     Raises:
         ConfigError: A source is missing or malformed.
     """
-    if not _STUDY_NAME.match(study) or len(study) > 100:
-        raise ConfigError(
-            "--study", "", f"{study!r} is not a study name; use letters, digits, '_', '.', '-'"
-        )
-    declared = _read_targets(targets) if targets is not None else {}
-    warnings: list[LegacyWarning] = []
-    runs, merged = _read_runs(_discover(sources), warnings)
-    values = ValueTyper(runs, declared)
-    for repo in sorted(values.undeclared_targets()):
-        if targets is not None:
-            warnings.append(
-                LegacyWarning(targets, repo, "no such target; hyperparameter types inferred")
-            )
-    records = [_record(run, study, values, targets) for run in runs]
-    return records, merged, merge_warnings(warnings)
+    prepared = _prepare(sources, study, targets, timezone, prefer, {})
+    return prepared.records, len(prepared.duplicates), prepared.warnings
+
+
+def _stored_descriptions(store: ResultsStore) -> dict[str, tuple[str, list[LegacyRun]]]:
+    out: dict[str, tuple[str, list[LegacyRun]]] = {}
+    for record in store.iter_runs():
+        kept = record.provenance.get("legacy_descriptions")
+        if isinstance(kept, list) and kept:
+            out[record.run_id] = (record.study, [LegacyRun.from_dict(d) for d in kept])
+    return out
 
 
 def import_legacy(
@@ -338,25 +340,61 @@ def import_legacy(
     *,
     study: str = DEFAULT_IMPORT_STUDY,
     targets: Path | None = None,
+    timezone: str | None = None,
+    prefer: Sequence[str] = (),
 ) -> ImportResult:
     """Import old runs into the results database as the study ``study``.
 
-    Idempotent: a run imported before (from any file describing it) is not added again.
-    See :func:`read_legacy_results` for the arguments.
+    Idempotent and order-independent: a run is identified by what it is, and a run
+    imported before (from any file describing it) is merged with what this import says
+    about it, not added again. See :func:`read_legacy_results` for the arguments.
 
     Raises:
         ConfigError: A source is missing or malformed (nothing written).
         StorageError: The database cannot be used.
     """
-    records, merged, warnings = read_legacy_results(sources, study=study, targets=targets)
+    _check_study(study)
+    zone_reader(timezone)  # a bad zone is refused before the database is created
+    results_dir = Path(results_dir)
+    stored: dict[str, tuple[str, list[LegacyRun]]] = {}
+    if (results_dir / DB_FILENAME).exists():
+        with ResultsStore(results_dir, create=False) as store:
+            stored = _stored_descriptions(store)
+    prepared = _prepare(sources, study, targets, timezone, prefer, stored)
     imported: list[str] = []
     present: list[str] = []
-    with ResultsStore(Path(results_dir)) as store:
-        for record in records:
-            if store.get_run(record.run_id) is not None:
-                present.append(record.run_id)
+    updated: list[str] = []
+    with ResultsStore(results_dir) as store:
+        for record in prepared.records:
+            if record.run_id in prepared.new_ids:
+                store.insert_run(record)
+                imported.append(record.run_id)
                 continue
-            store.insert_run(record)
-            imported.append(record.run_id)
+            old = store.get_run(record.run_id)
+            if old is not None and _same(old, record):
+                present.append(record.run_id)
+            else:
+                store.update_run(record)
+                updated.append(record.run_id)
     logger.info("imported %d runs into study %s", len(imported), study)
-    return ImportResult(study, Path(results_dir) / DB_FILENAME, imported, present, merged, warnings)
+    return ImportResult(
+        study,
+        results_dir / DB_FILENAME,
+        imported,
+        present,
+        len(prepared.duplicates),
+        prepared.warnings,
+        updated,
+        prepared.files,
+        prepared.duplicates,
+        prepared.conflicts,
+        prepared.zone,
+    )
+
+
+def _same(old: RunRecord, new: RunRecord) -> bool:
+    """True when a rebuilt record says what the stored one says (import time aside)."""
+    a, b = old.to_dict(), new.to_dict()
+    for data in (a, b):
+        data["provenance"] = {k: v for k, v in data["provenance"].items() if k != "imported_at"}
+    return a == b

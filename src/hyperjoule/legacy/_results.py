@@ -8,14 +8,14 @@ Three sources describe old runs, often the same run twice:
 * ``run_<session>/summary.csv`` — one row per run of a session;
 * ``raw_data.csv`` — rows of many sessions, parallel rows with ``fg_``/``bg_`` columns.
 
-A run is identified by ``<experiment_id>@<timestamp>``: the old ids restarted every
-session, so the id alone is not unique, while the timestamp was copied verbatim into
-every file that mentions the run.
+Each row is one *description* of a run; :mod:`hyperjoule.legacy._identity` decides
+which descriptions are the same run (by what it is, not by its id string).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from hyperjoule.legacy._formats import (
     text_or_none,
 )
 
-__all__ = ["ENERGY_KEYS", "LegacyRun", "read_csv", "read_experiment_json"]
+__all__ = ["ENERGY_KEYS", "LegacyRun", "read_csv", "read_experiment_json", "table_problem"]
 
 ENERGY_KEYS = (
     "gpu_j",
@@ -109,12 +109,18 @@ _CSV_REQUIRED = ("experiment_id", "timestamp", "training_success")
 
 @dataclass
 class LegacyRun:
-    """One old run as its files describe it (values as written, before typing)."""
+    """One old run as one file (or row) describes it (values as written, before typing).
+
+    ``timestamp`` is the ISO form of ``timestamp_text`` (local time, as the old tool
+    wrote it); ``line`` is the CSV line of the row (None for experiment.json).
+    """
 
     legacy_id: str
     experiment_id: str
     timestamp: str
     sources: list[Path]
+    timestamp_text: str = ""
+    line: int | None = None
     session: str | None = None
     run_dir: Path | None = None
     repository: str | None = None
@@ -131,23 +137,22 @@ class LegacyRun:
     background: dict[str, Any] | None = None
     nested: bool = False
 
-    def merge(self, other: LegacyRun) -> None:
-        """Fill what this description lacks from another description of the same run."""
-        self.sources += [s for s in other.sources if s not in self.sources]
-        for name in ("session", "run_dir", "repository", "model", "mode", "success"):
-            if getattr(self, name) is None:
-                setattr(self, name, getattr(other, name))
-        for name in ("duration_s", "retries", "attribution", "error", "background"):
-            if getattr(self, name) is None:
-                setattr(self, name, getattr(other, name))
-        for key, value in other.hyperparameters.items():
-            self.hyperparameters.setdefault(key, value)
-        for key, metric in other.metrics.items():
-            self.metrics.setdefault(key, metric)
-        for key, figure in other.energy.items():
-            if self.energy.get(key) is None:
-                self.energy[key] = figure
-        self.nested = self.nested or other.nested
+    def to_dict(self) -> dict[str, Any]:
+        """The description as JSON-ready values (kept in the imported record)."""
+        data = dataclasses.asdict(self)
+        data["sources"] = [str(p) for p in self.sources]
+        data["run_dir"] = None if self.run_dir is None else str(self.run_dir)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LegacyRun:
+        """Rebuild a description written by :meth:`to_dict`."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["sources"] = [Path(p) for p in data.get("sources", [])]
+        if values.get("run_dir") is not None:
+            values["run_dir"] = Path(values["run_dir"])
+        return cls(**values)
 
 
 def _session_of(directory: Path) -> str | None:
@@ -251,7 +256,7 @@ def read_experiment_json(path: Path, warnings: list[LegacyWarning]) -> LegacyRun
     if raw_time is None:
         raise ConfigError(path, "timestamp", "required: when the old run started")
     timestamp = normalise_timestamp(raw_time)
-    run = LegacyRun(f"{experiment_id}@{timestamp}", experiment_id, timestamp, [path])
+    run = LegacyRun(f"{experiment_id}@{timestamp}", experiment_id, timestamp, [path], raw_time)
     run.session = _session_of(path.parent.parent)
     run.run_dir = path.parent
     run.mode = text_or_none(data.get("mode"))
@@ -299,8 +304,10 @@ def _row_run(
     if raw_time is None:
         raise ConfigError(path, "timestamp", "empty cell; every row needs its timestamp", line=line)
     timestamp = normalise_timestamp(raw_time)
-    run = LegacyRun(f"{experiment_id}@{timestamp}", experiment_id, timestamp, [path])
-    run.session = _session_of(path.parent)
+    run = LegacyRun(
+        f"{experiment_id}@{timestamp}", experiment_id, timestamp, [path], raw_time, line
+    )
+    run.session = _session_of(path.parent) or text_or_none(row.get("experiment_source"))
     run.repository = _cell(row, "repository")
     run.model = _cell(row, "model")
     run.mode = text_or_none(row.get("mode"))
@@ -335,7 +342,24 @@ def _known_column(column: str) -> bool:
     name = column.removeprefix("fg_")
     if name in _CSV_FIELDS or name.startswith(("hyperparam_", "perf_")):
         return True
-    return column in ("bg_repository", "bg_model") or column.startswith("bg_hyperparam_")
+    return column in ("bg_repository", "bg_model", "experiment_source") or column.startswith(
+        "bg_hyperparam_"
+    )
+
+
+def table_problem(path: Path) -> str | None:
+    """Why a CSV found in a result tree is not a lab results table; None when it is one."""
+    try:
+        with Path(path).open(encoding="utf-8-sig", newline="") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        return f"unreadable ({e})"
+    missing = [c for c in _CSV_REQUIRED if c not in header]
+    if "repository" not in header and "fg_repository" not in header:
+        missing.append("repository")
+    if missing:
+        return f"not a results table (no {', '.join(missing)} column)"
+    return None
 
 
 def read_csv(path: Path, warnings: list[LegacyWarning]) -> list[LegacyRun]:
