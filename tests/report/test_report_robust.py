@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,61 @@ def test_unexpected_failure_is_one_line_and_exit_1(
     code = main(["--debug", "report", "--results-dir", str(results), "-o", str(tmp_path / "r")])
     assert code == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+def _spread_records() -> list[RunRecord]:
+    """Perplexity near 0 and accuracy near 1 with a wide spread: naive t intervals overflow."""
+    values = [(2.0, 0.999), (60.0, 0.30), (1.0, 1.0)]
+    return [
+        record(
+            i,
+            hps={"epochs": i + 1},
+            metrics={"test_ppl": ppl, "test_accuracy": acc},
+            energy=energy_block(e_j),
+        )
+        for i, ((ppl, acc), e_j) in enumerate(zip(values, (932.0, 20.0, 999.7), strict=True))
+    ]
+
+
+def test_intervals_stay_in_the_metric_domain(tmp_path: Path) -> None:
+    from hyperjoule.report import group_summary, load_runs
+
+    results = store(tmp_path / "results", _spread_records())
+    summary = group_summary(load_runs(results)).iloc[0]
+    assert summary["metric_test_ppl_low"] == 0.0 < summary["metric_test_ppl_high"]
+    assert summary["metric_test_accuracy_high"] == 1.0
+    assert summary["energy_total_j_low"] == 0.0
+    code, html = _report(results, tmp_path)
+    assert code == 0
+    intervals = re.findall(r"<span class='ci'>\[([^\]]*)\]", html)
+    assert intervals and not any(b.strip().startswith("-") for i in intervals for b in i.split(","))
+
+
+def test_numbers_have_significant_digits_not_exponents(tmp_path: Path) -> None:
+    results = store(tmp_path / "results", _spread_records())
+    code, html = _report(results, tmp_path)
+    assert code == 0
+    text = re.sub(r"data:image/png;base64,[^']*", "", html)
+    assert not re.search(r"\de[+-]\d", text)
+    assert "932 J" in html and "1 kJ" in html
+
+
+@pytest.mark.parametrize(
+    ("value", "digits", "text"),
+    [
+        (932.4, 3, "932"),
+        (999.7, 3, "1,000"),
+        (1000.0, 3, "1,000"),
+        (0.012345, 3, "0.0123"),
+        (0.5, 4, "0.5"),
+        (0.99996, 3, "1"),
+        (12345.6, 3, "12,346"),
+        (-2.5e-7, 3, "-2.50e-07"),
+        (float("nan"), 3, "–"),
+        (0, 3, "0"),
+    ],
+)
+def test_fmt_sig(value: float, digits: int, text: str) -> None:
+    from hyperjoule.report._numbers import fmt_sig
+
+    assert fmt_sig(value, digits) == text

@@ -20,6 +20,7 @@ __all__ = [
     "bootstrap_ci",
     "correlation_ratio",
     "mean_ci",
+    "observed_domain",
     "ranks",
     "spearman_ci",
     "standardised_coefficients",
@@ -89,8 +90,47 @@ class Interval:
         return self.low <= x <= self.high
 
 
-def mean_ci(values: npt.ArrayLike) -> Interval:
-    """Mean of the finite values with a t interval (NaN interval below two values)."""
+FRACTION_WORDS = (
+    "acc",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "auc",
+    "map",
+    "iou",
+    "dice",
+    "rank1",
+    "top1",
+    "top5",
+    "fraction",
+    "share",
+)
+"""Words naming a metric that is a fraction when every observed value lies in [0, 1]."""
+
+
+def observed_domain(values: npt.ArrayLike, name: str = "") -> tuple[float, float]:
+    """The range an interval of ``values`` may cover: no bound beyond what they can take.
+
+    Non-negative when every observed value is (energy, time, perplexity, loss), and
+    within [0, 1] when, besides, every value is at most 1 and ``name`` says a fraction
+    (accuracy, precision, mAP, ...). Otherwise unbounded.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0 or float(x.min()) < 0:
+        return -math.inf, math.inf
+    words = name.removeprefix("metric_").lower().replace("-", "_").split("_")
+    fraction = any(w in FRACTION_WORDS for w in words)
+    return 0.0, 1.0 if fraction and float(x.max()) <= 1.0 else math.inf
+
+
+def mean_ci(values: npt.ArrayLike, name: str = "") -> Interval:
+    """Mean of the finite values with a t interval (NaN interval below two values).
+
+    The interval is clipped to the values' :func:`observed_domain` (no negative energy
+    or perplexity, no accuracy above 1).
+    """
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
     n = int(x.size)
@@ -100,7 +140,8 @@ def mean_ci(values: npt.ArrayLike) -> Interval:
     if n < 2:
         return Interval(mean, math.nan, math.nan, n)
     half = t_quantile_975(n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, n)
+    lowest, highest = observed_domain(x, name)
+    return Interval(mean, max(mean - half, lowest), min(mean + half, highest), n)
 
 
 def ranks(values: npt.ArrayLike) -> FloatArray:

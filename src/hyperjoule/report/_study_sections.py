@@ -285,7 +285,8 @@ def methods_section(data: ReportData) -> str:
         + "".join(rows)
         + "</tbody></table>"
         "<h3>Statistics</h3><ul>"
-        "<li>Intervals are 95%: t intervals for means; Fisher-z intervals for Spearman's rank "
+        "<li>Intervals are 95%: t intervals for means (clipped to what the figure can take: "
+        "0 and up when every value is, at most 1 for a fraction such as accuracy); Fisher-z intervals for Spearman's rank "
         "correlation (standard error √(1.06/(n−3)); none below 10 runs, where the "
         "approximation is too rough); percentile bootstrap (200 resamples, "
         "fixed seed) for correlation ratios and median ratios; t intervals from the OLS "

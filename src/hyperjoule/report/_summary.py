@@ -17,7 +17,7 @@ from hyperjoule.errors import HyperjouleError
 from hyperjoule.report._frame import HP_PREFIX, METRIC_PREFIX, hp_columns, metric_columns
 from hyperjoule.report._goals import MetricGoals
 from hyperjoule.report._numbers import fmt_sig
-from hyperjoule.report._stats import t_quantile_975
+from hyperjoule.report._stats import observed_domain, t_quantile_975
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,6 +90,8 @@ def _with_cpu(runs: pd.DataFrame) -> pd.DataFrame:
 def group_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Per target/model: runs, success rate, and mean with 95 % t interval of each figure.
 
+    Intervals are clipped to each figure's observed domain (``observed_domain``).
+
     Means are over succeeded runs. Columns: ``group``, ``target``, ``model``, ``runs``,
     ``succeeded``, ``success_rate``, then ``<figure>_mean/_low/_high/_n`` for
     :data:`SUMMARY_FIGURES` and every metric, then ``energy_<component>_method`` mixes.
@@ -115,12 +117,16 @@ def group_summary(runs: pd.DataFrame) -> pd.DataFrame:
         count = stats[(name, "count")].reindex(base.index).fillna(0).astype(int)
         t = np.array([t_quantile_975(c - 1) if c >= 2 else math.nan for c in count])
         half = t * std / np.sqrt(count.clip(lower=1))
+        # No interval reaches where the figure cannot go (negative energy, accuracy > 1).
+        lowest, highest = observed_domain(
+            ok[name].to_numpy(dtype=np.float64, na_value=np.nan), name
+        )
         parts.append(
             pd.DataFrame(
                 {
                     f"{name}_mean": mean,
-                    f"{name}_low": mean - half,
-                    f"{name}_high": mean + half,
+                    f"{name}_low": (mean - half).clip(lower=lowest),
+                    f"{name}_high": (mean + half).clip(upper=highest),
                     f"{name}_n": count,
                 }
             )
