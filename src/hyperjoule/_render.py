@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,6 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from hyperjoule._text import safe_text
 from hyperjoule.config import LoadedStudy, Target
 from hyperjoule.execution import PlanState, StudyResult
 from hyperjoule.records import RunRecord, RunSpec, RunStatus
@@ -67,12 +69,17 @@ def _energy(record: RunRecord) -> str:
     return f"{total:,.1f} J ({record.energy.total_method})"
 
 
+def _shown(text: object, max_chars: int | None = None) -> str:
+    """Untrusted text as rich markup: control characters escaped, brackets literal."""
+    return escape(safe_text(text, max_chars))
+
+
 def _label(target: str, model: str | None) -> str:
-    return target if model is None else f"{target}/{model}"
+    return _shown(target if model is None else f"{target}/{model}")
 
 
 def _metrics(metrics: dict[str, float], limit: int = 3) -> str:
-    return " ".join(f"{k}={v:.4g}" for k, v in list(metrics.items())[:limit])
+    return " ".join(f"{_shown(k, 40)}={v:.4g}" for k, v in list(metrics.items())[:limit])
 
 
 class ProgressObserver:
@@ -124,7 +131,9 @@ class ProgressObserver:
         """Print one line for the recorded run and advance the bar."""
         style = _STATUS_STYLE.get(record.status, "red")
         reason = (
-            f" — {record.error}" if record.error and record.status != RunStatus.SUCCEEDED else ""
+            f" — {_shown(record.error, 300)}"
+            if record.error and record.status != RunStatus.SUCCEEDED
+            else ""
         )
         self.console.print(
             f"[{style}]{record.status.value:<15}[/] {index}/{total} "

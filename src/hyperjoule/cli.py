@@ -133,10 +133,14 @@ def runs(
     elif fmt is OutputFormat.csv:
         import csv
 
-        rows = [flat_row(r) for r in records]
-        columns: list[str] = []
-        for row in rows:
-            columns += [c for c in row if c not in columns]
+        from hyperjoule._text import safe_text
+
+        # Names and messages come from targets: escaped, they can't drive a terminal.
+        rows = [
+            {safe_text(k): safe_text(v) if isinstance(v, str) else v for k, v in r.items()}
+            for r in map(flat_row, records)
+        ]
+        columns = list(dict.fromkeys(c for row in rows for c in row))
         writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,34 @@ def test_failure_reason_quotes_last_log_line(tmp_path: Path) -> None:
     )
     assert status is RunStatus.FAILED
     assert reason == "exited with code 3: RuntimeError: boom"
+
+
+def test_timeout_reason_names_the_limit_not_the_grace(tmp_path: Path) -> None:
+    from hyperjoule.execution import run_process
+
+    log = tmp_path / "attempt-1.log"
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(30)"
+    result = run_process(
+        [sys.executable, "-c", stubborn],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        log_path=log,
+        timeout_s=0.5,
+        grace_s=1.5,
+    )
+    assert result.timed_out and result.duration_s >= 1.5
+    status, reason = classify_outcome(
+        result, metrics_found=(), required_metrics=(), log_path=log, timeout_s=0.5
+    )
+    assert status is RunStatus.TIMEOUT
+    assert reason == "killed after the target's timeout of 0.5 s"
+
+
+def test_failure_reason_escapes_control_characters(tmp_path: Path) -> None:
+    log = tmp_path / "attempt-1.log"
+    log.write_bytes(b"RuntimeError: \x1b]0;pwned\x07 \x1b[2J boom\n")
+    _, reason = classify_outcome(
+        _result(log, exit_code=1), metrics_found=(), required_metrics=(), log_path=log
+    )
+    assert reason is not None and "\x1b" not in reason and "\x07" not in reason
+    assert "\\x1b]0;pwned\\x07" in reason

@@ -7,6 +7,7 @@ import signal
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
+from hyperjoule._text import safe_text
 from hyperjoule.execution._process import ProcessResult
 from hyperjoule.records import RunStatus
 
@@ -41,17 +42,20 @@ def classify_outcome(
     metrics_found: Collection[str],
     required_metrics: Sequence[str],
     log_path: Path,
+    timeout_s: float | None = None,
 ) -> tuple[RunStatus, str | None]:
     """Return the outcome class of an attempt and a one-line reason (None on success).
 
     ``succeeded`` needs exit code 0 *and* every required metric. Out-of-memory is read
     from the log tail (CUDA OOM, ``MemoryError``) or inferred from a SIGKILL that
-    hyperjoule did not send (the kernel's OOM killer).
+    hyperjoule did not send (the kernel's OOM killer). ``timeout_s`` is the limit the
+    process passed, named in the reason (its duration also counts the kill's grace).
     """
     if result.interrupted:
         return RunStatus.INTERRUPTED, "stopped by the user (Ctrl-C or SIGTERM)"
     if result.timed_out:
-        return RunStatus.TIMEOUT, f"killed after the target's timeout ({result.duration_s:.0f} s)"
+        limit_s = result.duration_s if timeout_s is None else timeout_s
+        return RunStatus.TIMEOUT, f"killed after the target's timeout of {limit_s:g} s"
     if result.exit_code == 0:
         missing = [m for m in required_metrics if m not in metrics_found]
         if missing:
@@ -82,6 +86,6 @@ def _last_line(tail: bytes) -> str:
     """The last non-empty log line (usually the exception), shortened for a reason."""
     for line in reversed(tail.decode(errors="replace").splitlines()):
         if line.strip():
-            text = line.strip()
-            return text if len(text) <= 200 else text[:197] + "..."
+            # Target output: control characters escaped so the reason is plain data.
+            return safe_text(line.strip(), 200)
     return ""

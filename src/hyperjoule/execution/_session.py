@@ -296,6 +296,7 @@ class SessionContext:
             metrics_found=extracted.values.keys(),
             required_metrics=target.required_metrics,
             log_path=log_path,
+            timeout_s=target.timeout_s,
         )
         if bg is not None:
             record.background = bg.record(window)

@@ -3,20 +3,31 @@
 Three sources, most explicit first: the JSON file named by ``HYPERJOULE_METRICS_FILE``,
 structured log lines ``HYPERJOULE_METRICS {json}`` (the last value of each name wins),
 and per-metric regex fallbacks with an explicit ``match: first|last``. Every value is a
-finite float. The log is read line by line (``CR`` counts as a line end, so progress
-bars do not glue lines together); it is never loaded whole.
+finite float and every name a short printable string (``_bounds``); anything else is a
+metrics problem, counted and capped, never an exception. The log is streamed in
+fixed-size chunks (``_logscan``); the metrics file is read only when it is a regular
+file no larger than ``MAX_JSON_BYTES`` (a FIFO or ``/dev/zero`` is refused, not read).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import math
+import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from hyperjoule.metrics._bounds import (
+    MAX_JSON_BYTES,
+    MAX_METRICS,
+    ProblemLog,
+    as_metric_value,
+    check_metric_name,
+    parse_bounded_json,
+)
+from hyperjoule.metrics._logscan import iter_log_lines
 
 __all__ = [
     "STRUCTURED_PREFIX",
@@ -25,8 +36,6 @@ __all__ = [
     "extract_metrics",
     "extract_metrics_from_lines",
 ]
-
-logger = logging.getLogger(__name__)
 
 STRUCTURED_PREFIX = "HYPERJOULE_METRICS"
 """Marker of a structured metrics line: ``HYPERJOULE_METRICS {"name": value, ...}``."""
@@ -48,10 +57,11 @@ class ExtractedMetrics:
     """What was found.
 
     Attributes:
-        values: Metric name to value.
+        values: Metric name to value (at most ``MAX_METRICS`` names).
         sources: Metric name to where its value came from (``file``, ``structured``,
             ``regex``).
-        problems: Things that looked like metrics but could not be used, one line each.
+        problems: Things that looked like metrics but could not be used, one line each;
+            at most ``MAX_PROBLEMS`` plus one line counting the rest.
     """
 
     values: dict[str, float] = field(default_factory=dict)
@@ -59,39 +69,73 @@ class ExtractedMetrics:
     problems: list[str] = field(default_factory=list)
 
 
-def _as_float(name: str, raw: Any, where: str, problems: list[str]) -> float | None:
-    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
-        problems.append(f"{where}: {name}: {raw!r} is not a number")
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        problems.append(f"{where}: {name}: {raw!r} is not a number")
-        return None
-    if not math.isfinite(value):
-        problems.append(f"{where}: {name}: {raw!r} is not finite")
-        return None
-    return value
+@dataclass
+class _Collector:
+    """Values of one source, with the per-run limits applied."""
+
+    problems: ProblemLog
+    values: dict[str, float] = field(default_factory=dict)
+
+    def put_object(self, data: Mapping[str, Any], where: str, taken: int) -> None:
+        for raw_name, raw in data.items():
+            name = check_metric_name(raw_name, where, self.problems)
+            if name is None:
+                continue
+            value = as_metric_value(name, raw, where, self.problems)
+            if value is None:
+                continue
+            if name not in self.values and taken + len(self.values) >= MAX_METRICS:
+                self.problems.add(f"{where}: more than {MAX_METRICS} metric names; rest dropped")
+                continue
+            self.values[name] = value
 
 
-def _structured_values(text: str, where: str, problems: list[str]) -> dict[str, float]:
-    match = _STRUCTURED.search(text)
+def _structured(line: str, where: str, into: _Collector, *, cut: bool) -> None:
+    match = _STRUCTURED.search(line)
     if match is None:
-        return {}
-    try:
-        data = json.loads(match.group(1))
-    except json.JSONDecodeError as e:
-        problems.append(f"{where}: unreadable {STRUCTURED_PREFIX} line ({e.msg})")
-        return {}
-    if not isinstance(data, dict):
-        problems.append(f"{where}: {STRUCTURED_PREFIX} needs a JSON object")
-        return {}
-    values: dict[str, float] = {}
-    for name, raw in data.items():
-        value = _as_float(str(name), raw, where, problems)
-        if value is not None:
-            values[str(name)] = value
-    return values
+        return
+    if cut:
+        into.problems.add(f"{where}: {STRUCTURED_PREFIX} line too long; not read")
+        return
+    data = parse_bounded_json(match.group(1), where, into.problems)
+    if data is not None:
+        into.put_object(data, where, 0)
+
+
+def _scan(
+    lines: Iterable[str], patterns: Mapping[str, MetricPattern], where: str, problems: ProblemLog
+) -> ExtractedMetrics:
+    compiled = {name: re.compile(p.regex) for name, p in patterns.items()}
+    structured = _Collector(problems)
+    regex_values = _Collector(problems)
+    for number, chunk in enumerate(lines, start=1):
+        for line in _LINE_SPLIT.split(chunk) if ("\r" in chunk or "\n" in chunk) else (chunk,):
+            if not line:
+                continue
+            here = f"{where}:{number}"
+            if STRUCTURED_PREFIX in line:
+                cut = line is chunk and getattr(chunk, "cut", False)
+                _structured(line, here, structured, cut=cut)
+            for name, regex in compiled.items():
+                if patterns[name].match == "first" and name in regex_values.values:
+                    continue
+                found = regex.search(line)
+                if found is None:
+                    continue
+                value = as_metric_value(name, found.group(1), here, problems)
+                if value is not None:
+                    regex_values.values[name] = value
+    result = ExtractedMetrics()
+    for name, value in regex_values.values.items():
+        result.values[name] = value
+        result.sources[name] = "regex"
+    for name, value in structured.values.items():
+        if name not in result.values and len(result.values) >= MAX_METRICS:
+            problems.add(f"{where}: more than {MAX_METRICS} metric names; rest dropped")
+            continue
+        result.values[name] = value
+        result.sources[name] = "structured"
+    return result
 
 
 def extract_metrics_from_lines(
@@ -104,39 +148,35 @@ def extract_metrics_from_lines(
         patterns: Regex fallbacks by metric name.
         where: Name of the source used in problem messages.
     """
-    compiled = {name: re.compile(p.regex) for name, p in patterns.items()}
-    structured: dict[str, float] = {}
-    regex_values: dict[str, float] = {}
-    problems: list[str] = []
-    for number, chunk in enumerate(lines, start=1):
-        for line in _LINE_SPLIT.split(chunk):
-            if not line:
-                continue
-            if STRUCTURED_PREFIX in line:
-                structured.update(_structured_values(line, f"{where}:{number}", problems))
-            for name, regex in compiled.items():
-                if patterns[name].match == "first" and name in regex_values:
-                    continue
-                found = regex.search(line)
-                if found is None:
-                    continue
-                value = _as_float(name, found.group(1), f"{where}:{number}", problems)
-                if value is not None:
-                    regex_values[name] = value
-    result = ExtractedMetrics(problems=problems)
-    for name, value in regex_values.items():
-        result.values[name] = value
-        result.sources[name] = "regex"
-    for name, value in structured.items():
-        result.values[name] = value
-        result.sources[name] = "structured"
+    problems = ProblemLog()
+    result = _scan(lines, patterns, where, problems)
+    result.problems = problems.lines()
     return result
 
 
-def _read_lines(log_path: Path) -> Iterable[str]:
-    with open(log_path, "rb") as f:
-        for raw in f:
-            yield raw.decode("utf-8", errors="replace")
+def _read_metrics_file(path: Path, problems: ProblemLog) -> str | None:
+    """The metrics file's text, or None (with a problem) when it must not be read."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer that never comes.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        problems.add(f"{path.name}: cannot open metrics file ({e.strerror})")
+        return None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            problems.add(f"{path.name}: metrics file is not a regular file; not read")
+            return None
+        if info.st_size > MAX_JSON_BYTES:
+            problems.add(f"{path.name}: metrics file larger than {MAX_JSON_BYTES} bytes; not read")
+            return None
+        data = f.read(MAX_JSON_BYTES + 1)
+    if len(data) > MAX_JSON_BYTES:
+        problems.add(f"{path.name}: metrics file larger than {MAX_JSON_BYTES} bytes; not read")
+        return None
+    return data.decode("utf-8", errors="replace")
 
 
 def extract_metrics(
@@ -150,24 +190,21 @@ def extract_metrics(
     The metrics file wins over structured lines, which win over regex matches.
     A missing log yields no metrics (and a problem), never an exception.
     """
+    problems = ProblemLog()
     try:
-        result = extract_metrics_from_lines(
-            _read_lines(log_path), patterns=patterns, where=log_path.name
-        )
+        result = _scan(iter_log_lines(log_path), patterns, log_path.name, problems)
     except OSError as e:
-        result = ExtractedMetrics(problems=[f"{log_path}: cannot read log ({e.strerror})"])
-    if metrics_file is not None and metrics_file.exists():
-        try:
-            data = json.loads(metrics_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            result.problems.append(f"{metrics_file.name}: unreadable metrics file ({e})")
-            return result
-        if not isinstance(data, dict):
-            result.problems.append(f"{metrics_file.name}: needs a JSON object")
-            return result
-        for name, raw in data.items():
-            value = _as_float(str(name), raw, metrics_file.name, result.problems)
-            if value is not None:
-                result.values[str(name)] = value
-                result.sources[str(name)] = "file"
+        result = ExtractedMetrics()
+        problems.add(f"{log_path.name}: cannot read log ({e.strerror})")
+    if metrics_file is not None:
+        text = _read_metrics_file(metrics_file, problems)
+        data = None if text is None else parse_bounded_json(text, metrics_file.name, problems)
+        if data is not None:
+            from_file = _Collector(problems)
+            kept = {n for n in result.values if n not in data}
+            from_file.put_object(data, metrics_file.name, len(kept))
+            for name, value in from_file.values.items():
+                result.values[name] = value
+                result.sources[name] = "file"
+    result.problems = problems.lines()
     return result

@@ -12,9 +12,12 @@ import math
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hyperjoule._text import encodable, safe_text
+from hyperjoule.metrics._bounds import MAX_METRICS, MAX_NAME_CHARS
 from hyperjoule.records import ENERGY_COMPONENTS
 from hyperjoule.report._extract import (
     ATTEMPT_FIELDS,
@@ -142,7 +145,8 @@ def _typed(name: str, values: list[Any]) -> Any:
     if name in TIME_COLUMNS:
         return pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601").array
     if name in _UNIQUE_TEXT:
-        return pd.array(values, dtype="str")
+        # Messages recorded before target output was checked may hold lone surrogates.
+        return pd.array([encodable(v) if isinstance(v, str) else v for v in values], dtype="str")
     return _strings(values)
 
 
@@ -162,8 +166,14 @@ def _strings(values: list[Any]) -> Any:
         dtype=np.int64,
         count=len(values),
     )
-    levels = pd.array([str(v) for v in distinct], dtype="str")
+    levels = pd.array([encodable(str(v)) for v in distinct], dtype="str")
     return levels.take(codes, allow_fill=True)
+
+
+def _bounded_metrics(raw: object) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        return {}
+    return {safe_text(str(k), MAX_NAME_CHARS): v for k, v in islice(raw.items(), MAX_METRICS)}
 
 
 def _run_columns(rows: list[list[Any]]) -> dict[str, list[Any]]:
@@ -177,7 +187,9 @@ def _run_columns(rows: list[list[Any]]) -> dict[str, list[Any]]:
     data: dict[str, list[Any]] = {name: col(f"$.{name}") for name in LEADING_COLUMNS}
     data["mutated"] = [_joined(m) for m in data["mutated"]]
     hps = [h if isinstance(h, Mapping) else {} for h in col("$.hyperparameters")]
-    metrics = [m if isinstance(m, Mapping) else {} for m in col("$.metrics")]
+    # Records written before names were checked may hold thousands of names or
+    # unencodable ones: the table takes the first MAX_METRICS of each, made printable.
+    metrics = [_bounded_metrics(m) for m in col("$.metrics")]
     for name in sorted({k for h in hps for k in h}):
         data[HP_PREFIX + name] = [h.get(name) for h in hps]
     for name in sorted({k for m in metrics for k in m}):

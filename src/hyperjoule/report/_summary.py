@@ -136,7 +136,8 @@ def group_summary(runs: pd.DataFrame) -> pd.DataFrame:
         column = f"energy_{comp}_method"
         methods[column] = data.groupby("group")[column].agg(method_mix).reindex(base.index)
     parts.append(pd.DataFrame(methods))
-    summary: pd.DataFrame = pd.concat(parts, axis=1).reset_index()
+    # copy() consolidates the blocks of many metric columns before the index is inserted.
+    summary: pd.DataFrame = pd.concat(parts, axis=1).copy().reset_index()
     return summary
 
 

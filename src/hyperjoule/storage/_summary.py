@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from hyperjoule._text import encodable
 from hyperjoule.errors import StorageError
 from hyperjoule.records import RunRecord, RunStatus
 from hyperjoule.storage._layout import atomic_write_text
@@ -207,7 +208,8 @@ def _render(header: list[str], rows: Iterable[dict[str, Any]], *, with_header: b
     if with_header:
         writer.writeheader()
     writer.writerows(rows)
-    return buffer.getvalue()
+    # Names recorded before they were checked may hold lone surrogates: escape, never crash.
+    return encodable(buffer.getvalue())
 
 
 class SummaryCsv:
