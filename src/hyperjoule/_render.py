@@ -116,7 +116,10 @@ class ProgressObserver:
         self.console.print(
             f"study [bold]{study}[/]: {len(plan.specs)} planned, {len(plan.done)} already done, "
             f"{len(plan.todo)} to run (session {session})"
+            + (f", {len(plan.rerun_of)} of them again (--rerun)" if plan.rerun_of else "")
         )
+        for line in plan.changes:
+            self.console.print(f"[yellow]changed[/]: {line}", soft_wrap=True)
         self.task = self.progress.add_task("starting", total=len(plan.todo))
 
     def run_started(self, index: int, total: int, spec: RunSpec, run_id: str) -> None:
@@ -151,6 +154,8 @@ def print_study_result(result: StudyResult, results_dir: Path) -> None:
     counts = Counter(r.status.value for r in result.records)
     parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to run"
     if not result.session:
+        for line in result.changes:
+            console.print(f"[yellow]changed[/]: {line}", soft_wrap=True)
         console.print(
             f"study {result.study}: all {result.planned} planned runs are finished; nothing to run"
         )
@@ -205,7 +210,11 @@ def print_plan(loaded: LoadedStudy, state: PlanState) -> None:
             params += f"  | background: {loads}"
         table.add_row(
             spec.slot_id,
-            "done" if spec.slot_id in state.done else "to run",
+            "done"
+            if spec.slot_id in state.done
+            else "rerun"
+            if spec.slot_id in state.rerun_of
+            else "to run",
             spec.mode,
             _label(spec.target, spec.model),
             ",".join(spec.mutated) or "-",
@@ -214,6 +223,7 @@ def print_plan(loaded: LoadedStudy, state: PlanState) -> None:
     console.print(table)
     console.print(
         f"{len(state.specs)} planned runs: {len(state.done)} done, {len(state.todo)} to run"
+        + (f" ({len(state.rerun_of)} of them again, --rerun)" if state.rerun_of else "")
     )
     guessed = guessed_goals(loaded, sorted({s.target for s in state.specs}))
     if guessed:
@@ -221,6 +231,8 @@ def print_plan(loaded: LoadedStudy, state: PlanState) -> None:
             "metric goals guessed from the name (declare 'goal: minimize' or 'goal: maximize' "
             "under the target's metrics): " + ", ".join(guessed)
         )
+    for line in state.changes:
+        console.print(f"[yellow]changed[/]: {line}", soft_wrap=True)
     if not state.todo:
         console.print("estimated time: nothing left to run")
     elif state.estimate_s is not None:

@@ -34,6 +34,14 @@ app = typer.Typer(
 ResultsDir = Annotated[
     Path, typer.Option("--results-dir", help="Results directory (database and run records).")
 ]
+RerunOption = Annotated[
+    str | None,
+    typer.Option(
+        "--rerun",
+        help="Run again the slots whose final status is in this list "
+        "(e.g. failed,timeout,oom,metrics_missing); earlier records are kept.",
+    ),
+]
 _DEBUG = {"on": False}
 
 
@@ -71,15 +79,17 @@ def run(
     fail_on_error: Annotated[
         bool, typer.Option("--fail-on-error", help="Exit 1 when any run did not succeed.")
     ] = False,
+    rerun: RerunOption = None,
 ) -> None:
     """Run a study, or resume it: finished runs are kept and never run twice."""
     from hyperjoule._render import ProgressObserver, print_study_result
     from hyperjoule.config import load_study
-    from hyperjoule.execution import run_study
+    from hyperjoule.execution import parse_rerun, run_study
 
+    statuses = parse_rerun(rerun)
     loaded = load_study(study)
     with ProgressObserver() as observer:
-        result = run_study(loaded, results_dir, observer=observer)
+        result = run_study(loaded, results_dir, observer=observer, rerun=statuses)
     print_study_result(result, results_dir)
     if result.interrupted:
         raise typer.Exit(130)
@@ -91,13 +101,15 @@ def run(
 def plan(
     study: Annotated[Path, typer.Argument(help="Study file (YAML or JSON).")],
     results_dir: ResultsDir = Path("results"),
+    rerun: RerunOption = None,
 ) -> None:
     """Show every planned run, the count and a time estimate; runs and writes nothing."""
     from hyperjoule._render import print_plan
     from hyperjoule.config import load_study
-    from hyperjoule.execution import check_assets, load_plan_state
+    from hyperjoule.execution import check_assets, load_plan_state, parse_rerun
     from hyperjoule.storage import ResultsStore
 
+    statuses = parse_rerun(rerun)
     loaded = load_study(study)
     check_assets(loaded)
     store = (
@@ -106,7 +118,7 @@ def plan(
         else None
     )
     try:
-        state = load_plan_state(loaded, store, save=False)
+        state = load_plan_state(loaded, store, save=False, rerun=statuses)
     finally:
         if store is not None:
             store.close()

@@ -325,6 +325,7 @@ class RunRecord:
     run_dir: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    rerun_of: str | None = None  # run id of the finished record this ``--rerun`` replaces
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (``run.json``)."""

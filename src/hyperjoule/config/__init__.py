@@ -4,7 +4,7 @@ Unknown keys are errors (the lab workflow silently ignored ``mutate_params`` and
 of 370 planned runs); every message names the file, line and field.
 """
 
-from hyperjoule.config._fingerprint import target_fingerprint
+from hyperjoule.config._fingerprint import TargetFingerprint, target_fingerprint
 from hyperjoule.config._load import (
     LoadedStudy,
     load_study,
@@ -52,6 +52,7 @@ __all__ = [
     "StudyFile",
     "SystemSettings",
     "Target",
+    "TargetFingerprint",
     "TargetsFile",
     "canonical_key",
     "coerce_value",

@@ -10,6 +10,7 @@ from hyperjoule.execution._attempt import attempt_environ, execute, run_files
 from hyperjoule.execution._executor import Executor
 from hyperjoule.execution._guards import check_assets
 from hyperjoule.execution._local import LocalExecutor, default_jobs
+from hyperjoule.execution._lifecycle import parse_rerun
 from hyperjoule.execution._outcome import classify_outcome
 from hyperjoule.execution._plan_state import PlanState, load_plan_state
 from hyperjoule.execution._process import ProcessResult, kill_process_group, run_process
@@ -44,6 +45,7 @@ __all__ = [
     "kill_process_group",
     "load_plan_state",
     "run_files",
+    "parse_rerun",
     "run_process",
     "run_study",
 ]

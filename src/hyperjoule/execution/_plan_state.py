@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from hyperjoule.config import LoadedStudy
+from hyperjoule.execution._lifecycle import slot_results, target_changes
 from hyperjoule.planning import plan_study
-from hyperjoule.records import RunSpec
+from hyperjoule.records import RunSpec, RunStatus
 from hyperjoule.storage import ResultsStore
 
 __all__ = ["PlanState", "load_plan_state"]
@@ -26,6 +28,8 @@ class PlanState:
         unestimated: ``target/model`` names with no earlier run to estimate from.
         replanned: True when the stored plan did not match the study file and the plan
             was made anew.
+        rerun_of: Slot id -> run id of the finished record a ``--rerun`` replaces.
+        changes: One line per target that changed since the study's runs were recorded.
     """
 
     specs: list[RunSpec]
@@ -34,9 +38,17 @@ class PlanState:
     estimate_s: float | None
     unestimated: list[str] = field(default_factory=list)
     replanned: bool = False
+    rerun_of: dict[str, str] = field(default_factory=dict)
+    changes: list[str] = field(default_factory=list)
 
 
-def load_plan_state(loaded: LoadedStudy, store: ResultsStore | None, *, save: bool) -> PlanState:
+def load_plan_state(
+    loaded: LoadedStudy,
+    store: ResultsStore | None,
+    *,
+    save: bool,
+    rerun: Collection[RunStatus] = (),
+) -> PlanState:
     """Plan a study, or reuse its stored plan, and find what is left to run.
 
     A stored plan is reused while the study and targets files are unchanged, so that a
@@ -49,6 +61,8 @@ def load_plan_state(loaded: LoadedStudy, store: ResultsStore | None, *, save: bo
         loaded: The validated study.
         store: The results database, or None when there is none yet.
         save: Store a new plan (False for a dry run, which writes nothing).
+        rerun: Final statuses whose slots run again (``--rerun``); their earlier
+            records stay as history.
     """
     name = loaded.name
     if store is None:
@@ -60,15 +74,21 @@ def load_plan_state(loaded: LoadedStudy, store: ResultsStore | None, *, save: bo
             specs, replanned = _plan_against(loaded, store, save=True)
     else:
         specs, replanned = _plan_against(loaded, store, save=False)
-    finished: set[tuple[str, str]] = set()
-    if store is not None:
-        finished = {
-            (r.slot_id, r.dedup_key) for r in store.iter_runs(study=name) if r.status.finished
-        }
+    records = list(store.iter_runs(study=name)) if store is not None else []
+    results = slot_results(records)
+    finished = {key for key, r in results.items() if r.status not in rerun}
     todo = [s for s in specs if (s.slot_id, s.dedup_key) not in finished]
     done = {s.slot_id for s in specs} - {s.slot_id for s in todo}
+    rerun_of = {
+        s.slot_id: results[(s.slot_id, s.dedup_key)].run_id
+        for s in todo
+        if (s.slot_id, s.dedup_key) in results
+    }
     estimate_s, unestimated = _estimate(todo, store)
-    return PlanState(specs, todo, done, estimate_s, unestimated, replanned)
+    changes = target_changes(loaded.targets, loaded.used_targets(), records)
+    return PlanState(
+        specs, todo, done, estimate_s, unestimated, replanned, rerun_of=rerun_of, changes=changes
+    )
 
 
 def _plan_against(

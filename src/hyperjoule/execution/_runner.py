@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +66,7 @@ class StudyResult:
     already_done: int
     records: list[RunRecord] = field(default_factory=list)
     interrupted: bool = False
+    changes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[RunRecord]:
@@ -113,6 +114,7 @@ def run_study(
     stop_event: threading.Event | None = None,
     meters: Sequence[Meter] | None = None,
     cpu_sysfs_root: Path = CPU_SYSFS_ROOT,
+    rerun: Collection[RunStatus] = (),
 ) -> StudyResult:
     """Run (or resume) a study and record every run.
 
@@ -125,6 +127,8 @@ def run_study(
         meters: Meters to use; by default those :func:`hyperjoule.meters.create_meters`
             finds on this machine.
         cpu_sysfs_root: Where CPU governors live (tests point it at a fake sysfs tree).
+        rerun: Final statuses whose slots run again (``--rerun failed,timeout``); the
+            earlier records stay, the new one becomes the slot's result.
 
     Raises:
         PreflightError: Declared assets are missing (nothing is written).
@@ -134,7 +138,7 @@ def run_study(
     results_dir = Path(results_dir).absolute()
     check_assets(loaded)
     check_results_dir(results_dir)
-    planned = _check_plan(loaded, results_dir)
+    planned = _check_plan(loaded, results_dir, rerun)
     pool = MeterPool(fixed=meters)
     try:
         pool.preflight(
@@ -161,18 +165,23 @@ def run_study(
         stale = store.mark_stale_running(loaded.name)
         if stale:
             logger.warning("%d run(s) left running by an earlier session marked interrupted", stale)
-        state = load_plan_state(loaded, store, save=True)
+        state = load_plan_state(loaded, store, save=True, rerun=rerun)
         if not state.todo:
             # Nothing left: no empty session, no empty summary.csv.
-            return StudyResult(loaded.name, "", len(state.specs), len(state.done))
+            return StudyResult(
+                loaded.name, "", len(state.specs), len(state.done), changes=state.changes
+            )
         session = store.begin_session(loaded.name, config=loaded.to_config_dict())
-        result = StudyResult(loaded.name, session, len(state.specs), len(state.done))
+        result = StudyResult(
+            loaded.name, session, len(state.specs), len(state.done), changes=state.changes
+        )
         if observer is not None:
             observer.study_started(loaded.name, session, state)
         status = "completed"
         try:
             with _sigint_sets(stop), Heartbeat(results_dir, session):
                 context = SessionContext(loaded, store, results_dir, session, pool, reaper)
+                context.rerun_of = state.rerun_of
                 context.system = knobs.provenance()
                 context.baseline = _baseline(loaded, results_dir, pool, state, stop)
                 with _Cooldown(context, stop) as cooldown:
@@ -283,9 +292,9 @@ class _Cooldown:
         }
 
 
-def _check_plan(loaded: LoadedStudy, results_dir: Path) -> PlanState:
+def _check_plan(loaded: LoadedStudy, results_dir: Path, rerun: Collection[RunStatus]) -> PlanState:
     """Plan without writing, so an impossible study is refused before anything exists."""
     if not (results_dir / DB_FILENAME).exists():
         return load_plan_state(loaded, None, save=False)
     with ResultsStore(results_dir, create=False) as store:
-        return load_plan_state(loaded, store, save=False)
+        return load_plan_state(loaded, store, save=False, rerun=rerun)

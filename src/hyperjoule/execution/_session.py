@@ -119,6 +119,7 @@ class SessionContext:
         self.frameworks = framework_versions()
         self.devices: dict[tuple[int, ...] | None, dict[str, Any]] = {}
         self.code_versions: dict[str, dict[str, Any]] = {}
+        self.rerun_of: dict[str, str] = {}  # slot id -> the record a --rerun replaces
         self.baseline: Baseline | None = None
         self.cooldown_before: dict[str, Any] | None = None
         self.summary = SummaryCsv(session_dir(results_dir, loaded.name, session) / "summary.csv")
@@ -168,6 +169,7 @@ class SessionContext:
             started_at=utc_timestamp(),
             command=argv,
             run_dir=str(directory),
+            rerun_of=self.rerun_of.get(spec.slot_id),
             provenance={
                 "host": self.host,
                 "devices": self._devices(spec),
