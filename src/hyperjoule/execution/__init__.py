@@ -9,8 +9,8 @@ returns an :class:`AttemptResult`; the coordinator's recorder writes the records
 from hyperjoule.execution._attempt import attempt_environ, execute, run_files
 from hyperjoule.execution._executor import Executor
 from hyperjoule.execution._guards import check_assets
-from hyperjoule.execution._local import LocalExecutor, default_jobs
 from hyperjoule.execution._lifecycle import parse_rerun
+from hyperjoule.execution._local import LocalExecutor, default_jobs
 from hyperjoule.execution._outcome import classify_outcome
 from hyperjoule.execution._plan_state import PlanState, load_plan_state
 from hyperjoule.execution._process import ProcessResult, kill_process_group, run_process
