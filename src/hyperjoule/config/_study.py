@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
-from pydantic import Discriminator, Field, Tag, field_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from hyperjoule.config._targets import Scalar, StrictModel
 from hyperjoule.records import DEFAULT_RETRY_ON
@@ -15,6 +15,7 @@ __all__ = [
     "DefaultExperiment",
     "Defaults",
     "Experiment",
+    "ExecutorConfig",
     "ForegroundConfig",
     "IdleCooldown",
     "MutationExperiment",
@@ -170,6 +171,30 @@ class SystemSettings(StrictModel):
     continue_without_permission: bool = False
 
 
+class ExecutorConfig(StrictModel):
+    """Where and how many runs execute at once (``executor:`` in the study).
+
+    Attributes:
+        kind: ``local`` (this machine) or ``ray`` (a Ray cluster).
+        jobs: Runs at once (local); default GPUs ÷ ``gpus_per_run``, 1 without GPUs.
+            ``--jobs`` on the command line wins.
+        gpus_per_run: Whole GPUs each run gets for itself (``CUDA_VISIBLE_DEVICES``);
+            0: runs get no GPUs of their own (they see the inherited ones).
+        address: Ray cluster address (``auto``, ``ray://host:10001``); ray only.
+    """
+
+    kind: Literal["local", "ray"] = "local"
+    jobs: int | None = Field(default=None, ge=1)
+    gpus_per_run: int = Field(default=0, ge=0)
+    address: str | None = None
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> ExecutorConfig:
+        if self.address is not None and self.kind != "ray":
+            raise ValueError("'address' is for kind: ray; remove it or set kind: ray")
+        return self
+
+
 class StudyFile(StrictModel):
     """The whole ``study.yaml``."""
 
@@ -180,4 +205,5 @@ class StudyFile(StrictModel):
     system: SystemSettings = Field(default_factory=SystemSettings)
     allow_estimates: bool = False
     baseline_s: float = Field(default=0.0, ge=0)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     experiments: list[Experiment] = Field(min_length=1)

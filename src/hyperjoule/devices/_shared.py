@@ -279,13 +279,15 @@ def _merge_power(blocks: list[PowerBlock]) -> PowerBlock | None:
         return None
     if len(blocks) == 1:
         return blocks[0]
-    with_data = [b for b in blocks if b.gpu_avg_w is not None and b.samples > 0]
+    with_data = [b for b in blocks if b.gpu_avg_w is not None and (b.samples or 0) > 0]
     if not with_data:
         return blocks[-1]
-    samples = sum(b.samples for b in with_data)
+    samples = sum(b.samples or 0 for b in with_data)
 
     def mean(attr: str) -> float | None:
-        pairs = [(getattr(b, attr), b.samples) for b in with_data if getattr(b, attr) is not None]
+        pairs: list[tuple[float, int]] = [
+            (value, b.samples or 0) for b in with_data if (value := getattr(b, attr)) is not None
+        ]
         weight = sum(n for _, n in pairs)
         return sum(v * n for v, n in pairs) / weight if weight else None
 

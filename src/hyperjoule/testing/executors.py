@@ -149,10 +149,12 @@ class ExecutorContract:
 
     @pytest.fixture
     def executor_factory(self) -> ExecutorFactory:
+        """A callable ``(capacity, gpus) -> Executor``; subclasses override it."""
         raise NotImplementedError("subclasses provide an `executor_factory` fixture")
 
     @pytest.fixture
     def make(self, executor_factory: ExecutorFactory) -> Iterator[ExecutorFactory]:
+        """The factory, shutting every executor it made down after the test."""
         made: list[Executor] = []
 
         def factory(capacity: int, gpus: Sequence[int] = ()) -> Executor:
@@ -165,6 +167,7 @@ class ExecutorContract:
             executor.shutdown(cancel=True)
 
     def test_success_result_and_files(self, make: ExecutorFactory, tmp_path: Path) -> None:
+        """A successful attempt: typed result, metrics, energy, files under run_dir."""
         executor = make(1, ())
         task = make_task(tmp_path)
         future = executor.submit(task)
@@ -188,17 +191,20 @@ class ExecutorContract:
     def test_failure_is_a_result_not_an_exception(
         self, make: ExecutorFactory, tmp_path: Path
     ) -> None:
+        """A failing process resolves the future with ``failed``."""
         result = make(1, ()).submit(make_task(tmp_path, exit_code=3)).result(timeout=60)
         assert result.status is RunStatus.FAILED
         assert result.exit_code == 3
 
     def test_timeout_is_classified(self, make: ExecutorFactory, tmp_path: Path) -> None:
+        """A timeout kills the process and says ``timeout``."""
         task = make_task(tmp_path, sleep_s=30, timeout_s=0.5)
         result = make(1, ()).submit(task).result(timeout=60)
         assert result.status is RunStatus.TIMEOUT
         assert not _alive(int((Path(task.run_dir) / "pid").read_text()))
 
     def test_capacity_is_respected_and_used(self, make: ExecutorFactory, tmp_path: Path) -> None:
+        """Exactly ``capacity`` attempts overlap."""
         executor = make(2, ())
         assert executor.capacity == 2
         futures = [executor.submit(make_task(tmp_path, sleep_s=0.8)) for _ in range(4)]
@@ -209,6 +215,7 @@ class ExecutorContract:
     def test_concurrent_attempts_get_disjoint_gpus(
         self, make: ExecutorFactory, tmp_path: Path
     ) -> None:
+        """Overlapping attempts hold different GPUs, as their results say."""
         executor = make(2, (0, 1))
         tasks = [make_task(tmp_path, sleep_s=0.8, gpus_per_run=1) for _ in range(4)]
         results = [f.result(timeout=120) for f in [executor.submit(t) for t in tasks]]
@@ -221,7 +228,7 @@ class ExecutorContract:
             assert starts[task.run_id] == ",".join(map(str, result.executor.gpu_ids))
         # Attempts that overlapped in time held different GPUs.
         spans: dict[str, list[float]] = {}
-        for kind, stamp, _, run_id in _marks(tmp_path):
+        for _kind, stamp, _, run_id in _marks(tmp_path):
             spans.setdefault(run_id, []).append(stamp)
         for a in tasks:
             for b in tasks:
@@ -233,13 +240,13 @@ class ExecutorContract:
     def test_task_needing_more_gpus_than_exist_fails_its_future(
         self, make: ExecutorFactory, tmp_path: Path
     ) -> None:
+        """An unplaceable task fails its future with ExecutorError."""
         future = make(1, (0,)).submit(make_task(tmp_path, gpus_per_run=2))
         with pytest.raises(ExecutorError):
             future.result(timeout=60)
 
-    def test_shutdown_cancel_stops_everything(
-        self, make: ExecutorFactory, tmp_path: Path
-    ) -> None:
+    def test_shutdown_cancel_stops_everything(self, make: ExecutorFactory, tmp_path: Path) -> None:
+        """Cancel: queued cancelled, running interrupted, no process left."""
         executor = make(2, ())
         running = [make_task(tmp_path, sleep_s=60) for _ in range(2)]
         queued = make_task(tmp_path, sleep_s=60)
@@ -260,6 +267,7 @@ class ExecutorContract:
             executor.submit(make_task(tmp_path))
 
     def test_shutdown_without_cancel_waits(self, make: ExecutorFactory, tmp_path: Path) -> None:
+        """Shutdown without cancel waits for every task; it is idempotent."""
         executor = make(1, ())
         futures = [executor.submit(make_task(tmp_path, sleep_s=0.2)) for _ in range(2)]
         executor.shutdown(cancel=False)
@@ -267,6 +275,7 @@ class ExecutorContract:
         executor.shutdown(cancel=False)  # idempotent
 
     def test_each_task_runs_exactly_once(self, make: ExecutorFactory, tmp_path: Path) -> None:
+        """No task runs twice, none is lost."""
         executor = make(2, ())
         tasks = [make_task(tmp_path) for _ in range(6)]
         for future in [executor.submit(t) for t in tasks]:
@@ -275,6 +284,7 @@ class ExecutorContract:
         assert sorted(starts) == sorted(t.run_id for t in tasks)
 
     def test_tasks_and_results_pickle(self, make: ExecutorFactory, tmp_path: Path) -> None:
+        """Tasks and results cross process boundaries."""
         task = make_task(tmp_path)
         assert pickle.loads(pickle.dumps(task)) == task
         result = make(1, ()).submit(task).result(timeout=60)
