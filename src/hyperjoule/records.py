@@ -326,7 +326,6 @@ class RunRecord:
     provenance: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     rerun_of: str | None = None  # run id of the finished record this ``--rerun`` replaces
-    escaped_processes: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (``run.json``)."""

@@ -20,17 +20,22 @@ class ExecutorInfo:
         node_id: Identity of the node within the executor (host name for ``local``).
         host: Host name of the node.
         gpu_ids: GPU indices (NVML numbering on that node) the attempt was given.
+        files_on_node: Files of the run directory too large to bring back: relative
+            path to their absolute path on that node (remote executors only).
     """
 
     kind: str
     node_id: str
     host: str
     gpu_ids: tuple[int, ...] | None = None
+    files_on_node: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
+        """Return a JSON-ready dict (``files_on_node`` only when some stayed behind)."""
         data = dataclasses.asdict(self)
         data["gpu_ids"] = list(self.gpu_ids) if self.gpu_ids is not None else None
+        if not self.files_on_node:
+            data.pop("files_on_node")
         return data
 
 

@@ -1,0 +1,86 @@
+"""The Ray executor passes the Executor contract on a real two-node Ray cluster."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from hyperjoule.execution import Executor
+from hyperjoule.execution._ray import RayExecutor, RaySettings
+from hyperjoule.records import RunStatus
+from hyperjoule.testing.executors import ExecutorContract, ExecutorFactory, make_task
+from ray_cluster import RayCluster
+
+pytestmark = pytest.mark.slow
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_for(path: Path, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def _factory(
+    cluster: RayCluster, results_dir: Path, shared: bool | None, staging: Path | None = None
+) -> ExecutorFactory:
+    def make(capacity: int, gpus: Sequence[int]) -> Executor:
+        # Capacity comes from the cluster: one CPU per node; one node when capacity is 1.
+        resources = {"node_a": 1.0} if capacity == 1 else {}
+        settings = RaySettings(
+            address=cluster.address,
+            resources=resources,
+            shared_results_dir=shared,
+            staging_dir=str(staging) if staging is not None else None,
+            stop_grace_s=10,
+        )
+        return RayExecutor(settings, results_dir=results_dir, allow_estimates=True)
+
+    return make
+
+
+class TestRayExecutorSharedResults(ExecutorContract):
+    """Every node sees the results directory: attempts write their files in place."""
+
+    @pytest.fixture
+    def executor_factory(self, two_nodes: RayCluster, tmp_path: Path) -> ExecutorFactory:
+        return _factory(two_nodes, tmp_path, None)
+
+
+class TestRayExecutorReturnedFiles(ExecutorContract):
+    """No shared results directory: every file travels back with the result."""
+
+    @pytest.fixture
+    def executor_factory(self, two_nodes: RayCluster, tmp_path: Path) -> ExecutorFactory:
+        return _factory(two_nodes, tmp_path, False, tmp_path / "node-staging")
+
+    def test_shutdown_cancel_stops_everything(self, make: ExecutorFactory, tmp_path: Path) -> None:
+        # The contract's version waits for files in the coordinator's run directory
+        # while the attempts run; here they appear there only when the attempts end.
+        executor = make(2, ())
+        running = [make_task(tmp_path, sleep_s=60) for _ in range(2)]
+        queued = make_task(tmp_path, sleep_s=60)
+        futures = [executor.submit(t) for t in running]
+        late = executor.submit(queued)
+        for task in running:
+            _wait_for(
+                tmp_path / "node-staging" / "hyperjoule-ray" / task.study / task.run_id / "pid"
+            )
+        executor.shutdown(cancel=True)
+        assert late.cancelled() or late.result(timeout=1).status is RunStatus.INTERRUPTED
+        for future, task in zip(futures, running, strict=True):
+            result = future.result(timeout=30)
+            assert result.status is RunStatus.INTERRUPTED
+            # The interrupted attempt's files came back, its process is gone.
+            assert not _alive(int((Path(task.run_dir) / "pid").read_text()))
