@@ -29,6 +29,7 @@ from hyperjoule.report._html import (
     table,
     warn,
 )
+from hyperjoule.report._outliers import FAR_FACTOR, scale_outliers
 from hyperjoule.report._pareto import pareto_front
 from hyperjoule.report._plots import effects_plot, pareto_plot, sensitivity_plot, summary_plot
 from hyperjoule.report._pool import FigurePool
@@ -129,6 +130,10 @@ def _text(value: Any) -> str:
     return esc(value)
 
 
+def _note(value: Any) -> str:
+    return "" if value is None or value != value else esc(value)
+
+
 def run_id_cell(value: Any) -> str:
     """A run id that never wraps (ids are long and break badly)."""
     return f"<span class='id'>{esc(value)}</span>"
@@ -206,6 +211,7 @@ def pareto_section(data: ReportData) -> str:
         "cheapest first: these configurations are not dominated.</p>"
     ]
     skipped: list[str] = []
+    outliers = scale_outliers(data.runs, data.metrics)
     for group, runs in data.groups():
         ok = runs[(runs["status"] == "succeeded") & runs["energy_total_j"].notna()]
         metrics = [m for m in data.metrics if ok[m].notna().sum() >= 1]
@@ -214,6 +220,8 @@ def pareto_section(data: ReportData) -> str:
             continue
         estimated = data.estimated(ok)
         parts.append(f"<h3>{esc(group)}</h3>")
+        flagged = outliers[outliers["group"] == group]
+        parts += _outlier_notes(flagged)
         goals = [data.goal(m, ok) for m in metrics]
         plot = pareto_plot(ok, metrics, estimated=estimated, goals=goals, pool=data.pool)
         method = "total energy: " + method_badges(_mix(ok["energy_total_method"]))
@@ -224,13 +232,41 @@ def pareto_section(data: ReportData) -> str:
                 f"energy against performance for {group}",
             )
         )
-        parts.append(_front_table(ok, metrics, goals))
+        marked = set(zip(flagged["run_id"], flagged["metric"], strict=True))
+        parts.append(_front_table(ok, metrics, goals, marked))
     if skipped:
         parts.append(f"<p class='note'>Not enough runs to compare: {esc('; '.join(skipped))}.</p>")
     return "".join(parts)
 
 
-def _front_table(ok: pd.DataFrame, metrics: list[str], goals: list[MetricGoal]) -> str:
+def _outlier_notes(flagged: pd.DataFrame) -> list[str]:
+    """One warning per metric whose values of this target/model mix scales."""
+    notes = []
+    for metric, rows in flagged.groupby("metric", sort=False):
+        first = rows.iloc[0]
+        examples = ", ".join(
+            f"{fmt_num(v)} ({r})"
+            for v, r in zip(rows["value"][:5], rows["run_id"][:5], strict=True)
+        )
+        more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+        notes.append(
+            warn(
+                f"{_label(str(metric))} spans a factor of {fmt_num(first['span'])} here: "
+                f"{len(rows)} value(s) more than {FAR_FACTOR:g}× from the median "
+                f"{fmt_num(first['median'])} are flagged ⚠ ({examples}{more}). They are "
+                "likely on another scale (a fraction next to a percentage, a logging bug); "
+                "check them before reading the front."
+            )
+        )
+    return notes
+
+
+def _front_table(
+    ok: pd.DataFrame,
+    metrics: list[str],
+    goals: list[MetricGoal],
+    flagged: set[tuple[str, str]] | None = None,
+) -> str:
     """One table of the runs on any metric's front; ● marks the fronts each run is on."""
     import pandas as pd
 
@@ -249,9 +285,10 @@ def _front_table(ok: pd.DataFrame, metrics: list[str], goals: list[MetricGoal]) 
     ]
     for m in metrics:
         on_front = pd.Series(fronts[m], index=ok.index).loc[rows.index]
+        marks = ["" if (r, m) not in (flagged or set()) else " ⚠" for r in rows["run_id"]]
         shown[m] = [
-            (f"<span class='front'>●</span> {fmt_num(v)}" if front else esc(fmt_num(v)))
-            for v, front in zip(rows[m], on_front, strict=True)
+            (f"<span class='front'>●</span> {fmt_num(v)}" if front else esc(fmt_num(v))) + mark
+            for v, front, mark in zip(rows[m], on_front, marks, strict=True)
         ]
         arrow = goals[metrics.index(m)].arrow
         columns.append((m, f"{_label(m)} {arrow}", _raw))
@@ -274,6 +311,21 @@ def _mix(methods: pd.Series[Any]) -> str:
     return method_mix(methods)
 
 
+def _target_text(target: TargetMetric, result: pd.DataFrame) -> str:
+    """The target as text; per target/model thresholds listed (one when they agree)."""
+    if not target.per_group:
+        return str(target)
+    name = target.metric.removeprefix(METRIC_PREFIX)
+    chosen = result.dropna(subset=["threshold"])
+    values = sorted(set(chosen["threshold"]))
+    if len(values) == 1:
+        return f"{name} {target.op} {fmt_num(values[0])}"
+    each = ", ".join(
+        f"{g} {fmt_num(t)}" for g, t in zip(chosen["group"], chosen["threshold"], strict=True)
+    )
+    return f"{name} {target.op} per target/model: {each}"
+
+
 def target_section(data: ReportData) -> str:
     """Energy needed to reach a metric threshold, per target/model."""
     if data.target is None:
@@ -283,6 +335,8 @@ def target_section(data: ReportData) -> str:
     how = "" if target.how == "given" else f" ({esc(target.how)})"
     columns: list[Column] = [
         ("group", "target/model", _text),
+        ("threshold", "threshold", fmt_num),
+        ("skipped", "skipped because", _note),
         ("runs", "runs", fmt_num),
         ("measured", "succeeded with metric", fmt_num),
         ("reached", "reached target", fmt_num),
@@ -295,7 +349,7 @@ def target_section(data: ReportData) -> str:
     ]
     estimated = " Energy figures here are estimates." if data.estimated() else ""
     return (
-        f"<p>Target: <code>{esc(str(target))}</code>{how}.</p>"
+        f"<p>Target: <code>{esc(_target_text(target, result))}</code>{how}.</p>"
         "<p><i>Least energy to reach</i> is the cheapest single run that met the target; "
         "<i>search energy per hit</i> divides everything the study spent on that target and "
         "model (failed and retried attempts included) by the runs that met it: what one "

@@ -25,6 +25,8 @@ from hyperjoule.report._sections import ReportData, _raw, _text, method_badges, 
 from hyperjoule.report._summary import method_mix, study_cost
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from hyperjoule.report._timeline import Timeline
 
 __all__ = [
@@ -259,16 +261,27 @@ def _goals_text(data: ReportData) -> str:
     return text
 
 
+def _notes_by_method(runs: pd.DataFrame, comp: str) -> str:
+    """The most common note of each method used, each naming its own runs' method.
+
+    Imported GPU figures say "nvidia-smi power summed once a second (legacy)".
+    """
+    notes = []
+    methods = runs[f"energy_{comp}_method"].fillna("unavailable")
+    for method in methods.value_counts().index:
+        reasons = runs.loc[methods == method, f"energy_{comp}_reason"].dropna()
+        if not reasons.empty:
+            notes.append(f"{method}: {reasons.mode().iloc[0]}")
+    return "; ".join(notes)
+
+
 def methods_section(data: ReportData) -> str:
     """How each figure was obtained: measurement methods and the statistics used."""
     runs = data.runs
     rows = []
     for comp in (*ENERGY_COMPONENTS, "total"):
         mix = method_mix(runs[f"energy_{comp}_method"])
-        reason = ""
-        if comp != "total":
-            reasons = runs[f"energy_{comp}_reason"].dropna()
-            reason = str(reasons.mode().iloc[0]) if not reasons.empty else ""
+        reason = "" if comp == "total" else _notes_by_method(runs, comp)
         rows.append(
             f"<tr><td>{esc(_COMPONENT_LABELS[comp])}</td><td class='text'>"
             f"{method_badges(mix)}</td><td class='text'>{esc(reason)}</td></tr>"
@@ -281,7 +294,7 @@ def methods_section(data: ReportData) -> str:
         f"{badge('unavailable')} not measured (left out, never counted as zero). A total is "
         "only as good as its weakest component.</p>"
         "<table><thead><tr><th>component</th><th class='text'>method (share of runs)</th>"
-        "<th class='text'>most common note</th></tr></thead><tbody>"
+        "<th class='text'>how (most common note per method)</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table>"
         "<h3>Statistics</h3><ul>"

@@ -222,26 +222,35 @@ class TargetMetric:
         op: One of ``>=``, ``<=``, ``>``, ``<``.
         threshold: The value to reach.
         how: How it was chosen (``given`` or a sentence on the automatic choice).
+        per_group: The threshold is chosen per target/model (metrics of different models
+            need not share a scale); ``threshold`` is then only the overall median.
     """
 
     metric: str
     op: str
     threshold: float
     how: str = "given"
+    per_group: bool = False
 
-    def reached(self, values: pd.Series[Any]) -> pd.Series[bool]:
-        """Which values reach the threshold (missing values never do)."""
+    def reached(
+        self, values: pd.Series[Any], threshold: float | pd.Series[Any] | None = None
+    ) -> pd.Series[bool]:
+        """Which values reach the threshold (or ``threshold`` per row; missing never do)."""
+        limit = self.threshold if threshold is None else threshold
         ops = {
-            ">=": values >= self.threshold,
-            "<=": values <= self.threshold,
-            ">": values > self.threshold,
-            "<": values < self.threshold,
+            ">=": values >= limit,
+            "<=": values <= limit,
+            ">": values > limit,
+            "<": values < limit,
         }
         return ops[self.op].fillna(False).astype(bool)
 
     def __str__(self) -> str:
+        name = self.metric.removeprefix(METRIC_PREFIX)
+        if self.per_group:
+            return f"{name} {self.op} the median of each target/model's succeeded runs"
         threshold = fmt_sig(self.threshold, 4, grouping=False)
-        return f"{self.metric.removeprefix(METRIC_PREFIX)} {self.op} {threshold}"
+        return f"{name} {self.op} {threshold}"
 
 
 def parse_target_metric(text: str, columns: list[str]) -> TargetMetric:
@@ -291,18 +300,22 @@ def auto_target_metric(runs: pd.DataFrame, goals: MetricGoals | None = None) -> 
     goal = goals.of(metric)
     op = ">=" if goal.maximize else "<="
     how = (
-        f"chosen automatically: the median {metric.removeprefix(METRIC_PREFIX)} of the "
-        "succeeded runs (about half of them reach it); set one with --target-metric"
+        f"chosen automatically per target/model: the median "
+        f"{metric.removeprefix(METRIC_PREFIX)} of its succeeded runs (about half of them "
+        "reach it), since models need not share a metric's scale; set one with "
+        "--target-metric"
     )
     if not goal.declared:
         how += f"; goal {goal.label}, declare it in targets.yaml"
-    return TargetMetric(metric, op, threshold, how)
+    return TargetMetric(metric, op, threshold, how, per_group=True)
 
 
 def energy_to_target(runs: pd.DataFrame, target: TargetMetric) -> pd.DataFrame:
     """Per target/model: how much energy it takes to reach ``target``.
 
-    Columns: ``group``, ``runs`` (all), ``measured`` (succeeded with the metric),
+    Columns: ``group``, ``threshold`` (the target's, or the group's own median when
+    ``target.per_group``; None when skipped), ``skipped`` (why the group has no
+    threshold, else None), ``runs`` (all), ``measured`` (succeeded with the metric),
     ``reached``, ``reached_share`` (of measured), ``min_energy_j`` and its
     ``min_energy_run_id`` (the cheapest run that reached the target), ``median_energy_j``
     (of the runs that reached it), ``search_energy_j`` (every attempt of every run of the
@@ -314,7 +327,15 @@ def energy_to_target(runs: pd.DataFrame, target: TargetMetric) -> pd.DataFrame:
     data = runs.assign(group=group_labels(runs))
     ok = (data["status"] == "succeeded") & data[target.metric].notna()
     data["measured"] = ok
-    data["reached"] = ok & target.reached(data[target.metric]) & data["energy_total_j"].notna()
+    thresholds: pd.Series[Any] | None = None
+    limit: Any = target.threshold
+    if target.per_group:
+        medians = data.loc[ok].groupby("group")[target.metric].median()
+        thresholds = medians.map(lambda v: float(f"{float(v):.3g}"))
+        limit = data["group"].map(thresholds)
+    data["reached"] = (
+        ok & target.reached(data[target.metric], limit) & data["energy_total_j"].notna()
+    )
     out = data.groupby("group").agg(
         runs=("run_id", "size"),
         measured=("measured", "sum"),
@@ -330,7 +351,17 @@ def energy_to_target(runs: pd.DataFrame, target: TargetMetric) -> pd.DataFrame:
     out["search_energy_per_hit_j"] = out["search_energy_j"] / out["reached"].where(
         out["reached"] > 0
     )
+    name = target.metric.removeprefix(METRIC_PREFIX)
+    out["threshold"] = (
+        thresholds.reindex(out.index) if thresholds is not None else float(target.threshold)
+    )
+    out["skipped"] = [
+        None if measured else f"no succeeded run reports {name}" for measured in out["measured"]
+    ]
+    out.loc[out["measured"] == 0, "threshold"] = None
     columns = [
+        "threshold",
+        "skipped",
         "runs",
         "measured",
         "reached",
