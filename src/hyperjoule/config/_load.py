@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from hyperjoule.config._limits import MAX_PLANNED_RUNS
 from hyperjoule.config._placeholders import expand_placeholders, placeholder_problem
 from hyperjoule.config._study import (
     BackgroundConfig,
@@ -241,8 +242,18 @@ def load_study(path: Path) -> LoadedStudy:
 
 
 def _check_references(study: StudyFile, targets: dict[str, Target], doc: ConfigDocument) -> None:
+    planned = 0
     for index, exp in enumerate(study.experiments):
         loc: list[str | int] = ["experiments", index]
+        runs = exp.foreground.runs if isinstance(exp, ParallelExperiment) else exp.runs
+        planned += runs or study.defaults.runs
+        if planned > MAX_PLANNED_RUNS:
+            # Refused before planning: a plan is built in memory, run by run.
+            raise doc.error(
+                loc,
+                f"the study plans more than {MAX_PLANNED_RUNS} runs; "
+                "split it into several studies or lower 'runs'",
+            )
         if isinstance(exp, ParallelExperiment):
             fg = exp.foreground
             _check_run(

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, cast
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
+from hyperjoule.config._limits import PauseS, PositivePauseS, Runs
 from hyperjoule.config._targets import Scalar, StrictModel
 from hyperjoule.records import DEFAULT_RETRY_ON
 
@@ -41,17 +42,17 @@ class IdleCooldown(StrictModel):
     ``hyperjoule baseline``; without GPU temperatures the pause lasts ``max_s``.
     """
 
-    max_s: float = Field(gt=0)
+    max_s: PositivePauseS
     until_gpu_temp_within_c: float = Field(gt=0)
 
 
 class Defaults(StrictModel):
     """Values every experiment inherits unless it sets its own."""
 
-    runs: int = Field(default=1, ge=1)
+    runs: Runs = 1
     max_retries: int = Field(default=0, ge=0)
     retry_on: RetryOn = Field(default_factory=lambda: cast(RetryOn, list(DEFAULT_RETRY_ON)))
-    cooldown_s: float = Field(default=0.0, ge=0)
+    cooldown_s: PauseS = 0.0
     cooldown: IdleCooldown | None = None
     gpus: GpuList | None = None
 
@@ -59,10 +60,10 @@ class Defaults(StrictModel):
 class _ExperimentBase(StrictModel):
     target: str
     model: str | None = None
-    runs: int | None = Field(default=None, ge=1)
+    runs: Runs | None = None
     max_retries: int | None = Field(default=None, ge=0)
     retry_on: RetryOn | None = None
-    cooldown_s: float | None = Field(default=None, ge=0)
+    cooldown_s: PauseS | None = None
     cooldown: IdleCooldown | None = None
     gpus: GpuList | None = None
     hyperparameters: dict[str, Scalar] = Field(default_factory=dict)
@@ -94,7 +95,7 @@ class ForegroundConfig(StrictModel):
 
     target: str
     model: str | None = None
-    runs: int | None = Field(default=None, ge=1)
+    runs: Runs | None = None
     mutate: Mutate | None = None
     strategy: Literal["joint", "one_at_a_time"] = "joint"
     hyperparameters: dict[str, Scalar] = Field(default_factory=dict)
@@ -114,14 +115,14 @@ class ParallelExperiment(StrictModel):
     mode: Literal["parallel"]
     foreground: ForegroundConfig
     background: BackgroundConfig | list[BackgroundConfig]
-    warmup_min_s: float = Field(default=2.0, ge=0)
-    warmup_max_s: float = Field(default=60.0, gt=0)
+    warmup_min_s: PauseS = 2.0
+    warmup_max_s: PositivePauseS = 60.0
     load_threshold_pct: float = Field(default=50.0, gt=0, le=100)
-    min_background_run_s: float = Field(default=5.0, ge=0)
+    min_background_run_s: PauseS = 5.0
     require_effective_background: bool = False
     max_retries: int | None = Field(default=None, ge=0)
     retry_on: RetryOn | None = None
-    cooldown_s: float | None = Field(default=None, ge=0)
+    cooldown_s: PauseS | None = None
     cooldown: IdleCooldown | None = None
     gpus: GpuList | None = None
 
@@ -204,6 +205,6 @@ class StudyFile(StrictModel):
     defaults: Defaults = Field(default_factory=Defaults)
     system: SystemSettings = Field(default_factory=SystemSettings)
     allow_estimates: bool = False
-    baseline_s: float = Field(default=0.0, ge=0)
+    baseline_s: PauseS = 0.0
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     experiments: list[Experiment] = Field(min_length=1)

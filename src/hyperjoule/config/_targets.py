@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from hyperjoule.config._limits import Name, TimeoutS
+
 __all__ = [
     "OFFLINE_ENV",
     "Hyperparameter",
@@ -130,7 +132,7 @@ class Target(StrictModel):
     model_flag: str | None = None
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float | None = Field(default=None, gt=0)
+    timeout_s: TimeoutS | None = None
     assets: list[str] = Field(default_factory=list)
     offline: bool = False
     gpus: list[Annotated[int, Field(ge=0)]] | None = None
@@ -157,4 +159,4 @@ class Target(StrictModel):
 class TargetsFile(StrictModel):
     """The whole ``targets.yaml``."""
 
-    targets: dict[str, Target] = Field(min_length=1)
+    targets: dict[Name, Target] = Field(min_length=1)

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from hyperjoule.config._limits import MAX_NESTING
 from hyperjoule.errors import ConfigError
 
 __all__ = ["ConfigDocument", "read_document"]
@@ -72,6 +73,7 @@ def read_document(path: Path, *, what: str) -> ConfigDocument:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(path, "", f"cannot read {what}: {e}") from None
 
+    _check_nesting(path, text)
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
@@ -92,4 +94,57 @@ def read_document(path: Path, *, what: str) -> ConfigDocument:
         node = None
     if not isinstance(data, dict):
         raise ConfigError(path, "", f"{what} must be a mapping of keys to values at the top level")
+    if node is not None:
+        _check_duplicate_keys(path, node)
     return ConfigDocument(path, data, node)
+
+
+def _check_nesting(path: Path, text: str) -> None:
+    """Refuse nesting deeper than ``MAX_NESTING`` before any recursive parser sees it.
+
+    The YAML event stream is flat (no recursion), so depth is counted there; both
+    readers of the file (``yaml.compose``, ``json.loads``) recurse per level.
+    """
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise ConfigError(
+                        path,
+                        "",
+                        f"nested more than {MAX_NESTING} levels deep; flatten the file",
+                        line=event.start_mark.line + 1 if event.start_mark else None,
+                    )
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # reported with its line by the reader below
+
+
+def _key_path(parents: list[str], key: str) -> str:
+    return ".".join([*parents, key])
+
+
+def _check_duplicate_keys(path: Path, root: yaml.Node) -> None:
+    """Refuse a key given twice in one mapping (YAML would silently keep the last)."""
+    stack: list[tuple[yaml.Node, list[str]]] = [(root, [])]
+    while stack:
+        node, parents = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key = str(getattr(key_node, "value", ""))
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise ConfigError(
+                        path,
+                        _key_path(parents, key),
+                        f"duplicate key (first on line {seen[key]}); keep one of them",
+                        line=line,
+                    )
+                seen[key] = line
+                stack.append((value_node, [*parents, key]))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, [*parents, str(i)]) for i, item in enumerate(node.value))

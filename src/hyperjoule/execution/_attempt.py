@@ -34,7 +34,7 @@ from hyperjoule.meters import (
 )
 from hyperjoule.metrics import MetricPattern, extract_metrics
 from hyperjoule.records import BackgroundPolicy, BackgroundSpec, EnergyBlock, RunStatus
-from hyperjoule.storage import utc_timestamp
+from hyperjoule.storage import path_component, utc_timestamp
 
 __all__ = ["attempt_environ", "execute", "run_files"]
 
@@ -235,7 +235,8 @@ def _backgrounds(
     policy = task.background_policy or BackgroundPolicy()
     jobs = []
     for n, bg in enumerate(task.background, start=1):
-        bg_dir = directory / f"{n}-{bg.target}"
+        # Confined to the run directory even if a name slipped past the config checks.
+        bg_dir = directory / path_component("background target", f"{n}-{bg.target}")
         bg_env = {**env, **bg.env, "HYPERJOULE_RUN_DIR": str(bg_dir), "HYPERJOULE_BACKGROUND": "1"}
         jobs.append(
             BackgroundJob(

@@ -52,6 +52,7 @@ from hyperjoule.storage import (
     ResultsStore,
     SummaryCsv,
     new_run_id,
+    path_component,
     run_dir,
     session_dir,
     utc_timestamp,
@@ -356,7 +357,8 @@ class SessionContext:
         jobs = []
         for n, bg in enumerate(spec.background, start=1):
             bg_target = self.loaded.targets[bg.target]
-            bg_dir = directory / f"{n}-{bg.target}"
+            # Confined to the run directory even if a name slipped past the config checks.
+            bg_dir = directory / path_component("background target", f"{n}-{bg.target}")
             env = run_environ(spec, bg_target)  # the same GPUs as the foreground
             values = _launch_values(bg_target, bg_dir, run_id, attempt)
             env.update(resolve_env(bg_target, values))

@@ -56,8 +56,8 @@ def new_session_id() -> str:
     return _new_id("s")
 
 
-def _component(kind: str, name: str) -> str:
-    """Refuse names that would escape or nest inside the results directory."""
+def path_component(kind: str, name: str) -> str:
+    """Return ``name`` when it is one safe directory name; refuse one that would escape."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
         raise StorageError(
             f"{kind} name {name!r} cannot be used as a directory name; "
@@ -68,12 +68,12 @@ def _component(kind: str, name: str) -> str:
 
 def session_dir(results_dir: Path, study: str, session: str) -> Path:
     """Return ``results_dir/<study>/<session>``, where a session's summary and runs live."""
-    return Path(results_dir) / _component("study", study) / _component("session", session)
+    return Path(results_dir) / path_component("study", study) / path_component("session", session)
 
 
 def run_dir(results_dir: Path, study: str, session: str, run_id: str) -> Path:
     """Return ``results_dir/<study>/<session>/<run_id>``, the directory of one run."""
-    return session_dir(results_dir, study, session) / _component("run", run_id)
+    return session_dir(results_dir, study, session) / path_component("run", run_id)
 
 
 def record_to_json(record: RunRecord, *, indent: int | None = None) -> str:
