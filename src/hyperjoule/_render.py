@@ -23,7 +23,7 @@ from rich.table import Table
 
 from hyperjoule._text import safe_text
 from hyperjoule.config import LoadedStudy, Target
-from hyperjoule.execution import PlanState, StudyResult
+from hyperjoule.execution import PlanState, SearchProgress, StudyResult
 from hyperjoule.records import RunRecord, RunSpec, RunStatus
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
 _STATUS_STYLE = {
     RunStatus.SUCCEEDED: "green",
     RunStatus.INTERRUPTED: "yellow",
+    RunStatus.PRUNED: "magenta",
     RunStatus.RUNNING: "cyan",
 }
 
@@ -113,14 +114,21 @@ class ProgressObserver:
 
     def study_started(self, study: str, session: str, plan: PlanState) -> None:
         """Print what will run and start the bar."""
+        trials = sum(s.left for s in plan.searches)
         self.console.print(
             f"study [bold]{study}[/]: {len(plan.specs)} planned, {len(plan.done)} already done, "
-            f"{len(plan.todo)} to run (session {session})"
+            f"{len(plan.todo)} to run"
+            + (f", {trials} search trial(s) to run" if trials else "")
+            + f" (session {session})"
             + (f", {len(plan.rerun_of)} of them again (--rerun)" if plan.rerun_of else "")
         )
         for line in plan.changes:
             self.console.print(f"[yellow]changed[/]: {line}", soft_wrap=True)
-        self.task = self.progress.add_task("starting", total=len(plan.todo))
+        self.task = self.progress.add_task("starting", total=plan.runs_left)
+
+    def search_progress(self, line: str) -> None:
+        """Print the best trade-off a search found so far."""
+        self.console.print(f"[magenta]{line}[/]")
 
     def run_started(self, index: int, total: int, spec: RunSpec, run_id: str) -> None:
         """Show the current run in the bar."""
@@ -220,11 +228,12 @@ def print_plan(loaded: LoadedStudy, state: PlanState) -> None:
             ",".join(spec.mutated) or "-",
             params,
         )
-    console.print(table)
-    console.print(
-        f"{len(state.specs)} planned runs: {len(state.done)} done, {len(state.todo)} to run"
-        + (f" ({len(state.rerun_of)} of them again, --rerun)" if state.rerun_of else "")
-    )
+    if state.specs or not state.searches:
+        console.print(table)
+        console.print(
+            f"{len(state.specs)} planned runs: {len(state.done)} done, {len(state.todo)} to run"
+            + (f" ({len(state.rerun_of)} of them again, --rerun)" if state.rerun_of else "")
+        )
     guessed = guessed_goals(loaded, sorted({s.target for s in state.specs}))
     if guessed:
         console.print(
@@ -233,7 +242,9 @@ def print_plan(loaded: LoadedStudy, state: PlanState) -> None:
         )
     for line in state.changes:
         console.print(f"[yellow]changed[/]: {line}", soft_wrap=True)
-    if not state.todo:
+    for progress in state.searches:
+        _print_search(console, progress)
+    if not state.runs_left:
         console.print("estimated time: nothing left to run")
     elif state.estimate_s is not None:
         console.print(
@@ -244,6 +255,38 @@ def print_plan(loaded: LoadedStudy, state: PlanState) -> None:
         console.print(
             "estimated time: unknown — no earlier runs of " + ", ".join(state.unestimated)
         )
+
+
+def _print_search(console: Console, progress: SearchProgress) -> None:
+    """A search experiment in ``plan``: space, objectives, constraints, sampler, budget."""
+    setup = progress.setup
+    exp = setup.experiment
+    table = Table(
+        title=f"search experiments.{setup.index}: {_label(setup.target, setup.model)}",
+        show_header=True,
+    )
+    table.add_column("searched", overflow="fold")
+    table.add_column("space", overflow="fold")
+    for name, text in setup.space.describe().items():
+        table.add_row(name, text)
+    console.print(table)
+    objectives = ", ".join(f"{o.name} ({o.direction})" for o in setup.objectives)
+    console.print(f"  objectives: {objectives}")
+    if exp.constraints:
+        console.print(
+            "  constraints: " + ", ".join(f"{k} {v.strip()}" for k, v in exp.constraints.items())
+        )
+    prune = exp.prune
+    console.print(
+        f"  sampler: {exp.sampler}; trials: {exp.trials} ({progress.done} done, "
+        f"{progress.left} to run)"
+        + ("; warm start from recorded runs" if exp.warm_start else "")
+        + (
+            f"; pruning: {prune.pruner} on {prune.metric} from {prune.step} {prune.min_epochs}"
+            if prune is not None
+            else ""
+        )
+    )
 
 
 def print_runs_table(records: list[RunRecord]) -> None:

@@ -51,7 +51,8 @@ Attribution = Literal["exclusive", "combined", "apportioned"]
 class RunStatus(str, Enum):
     """Outcome class of a run (of its last attempt).
 
-    ``running`` only exists while a run is in flight; a record left ``running`` by a
+    ``pruned`` is a search trial stopped early by its pruner (its energy was spent and
+    counts). ``running`` only exists while a run is in flight; a record left ``running`` by a
     killed runner is turned into ``interrupted`` on the next ``run`` of its study.
     """
 
@@ -61,6 +62,7 @@ class RunStatus(str, Enum):
     OOM = "oom"
     METRICS_MISSING = "metrics_missing"
     INTERRUPTED = "interrupted"
+    PRUNED = "pruned"
     RUNNING = "running"
 
     @property
@@ -123,7 +125,7 @@ class RunSpec:
         experiment: Index of the experiment in the study file (0-based).
         target: Target name (``repository`` in ``summary.csv``).
         model: Model name, or None when the target declares no models.
-        mode: ``default``, ``mutation`` or ``parallel``.
+        mode: ``default``, ``mutation``, ``parallel`` or ``search``.
         hyperparameters: Every declared hyperparameter with its resolved, typed value.
         mutated: Names of the hyperparameters that differ from the defaults on purpose.
         dedup_key: Canonical key of (target, model, mode, hyperparameters).
@@ -136,6 +138,8 @@ class RunSpec:
         idle_cooldown_max_s: With ``idle_cooldown_within_c``, cool down after the run
             until the GPUs are this close (degrees C) to idle, at most this long.
         idle_cooldown_within_c: See ``idle_cooldown_max_s``.
+        search: Search mode only: the trial's context (experiment, trial number,
+            sampler, objectives, constraints, pruning), copied into the record.
     """
 
     slot_id: str
@@ -143,7 +147,7 @@ class RunSpec:
     experiment: int
     target: str
     model: str | None
-    mode: Literal["default", "mutation", "parallel"]
+    mode: Literal["default", "mutation", "parallel", "search"]
     hyperparameters: dict[str, HyperValue]
     mutated: tuple[str, ...]
     dedup_key: str
@@ -155,6 +159,7 @@ class RunSpec:
     gpus: tuple[int, ...] | None = None
     idle_cooldown_max_s: float | None = None
     idle_cooldown_within_c: float | None = None
+    search: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -326,6 +331,9 @@ class RunRecord:
     provenance: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     rerun_of: str | None = None  # run id of the finished record this ``--rerun`` replaces
+    search: dict[str, Any] | None = None
+    """Search trials: sampler, objectives and their values, constraint verdict,
+    intermediate metrics (``{"intermediate": [{"epoch": 1, "val_accuracy": 0.8}, ...]}``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (``run.json``)."""

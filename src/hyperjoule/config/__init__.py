@@ -14,7 +14,9 @@ from hyperjoule.config._load import (
     resolve_env,
 )
 from hyperjoule.config._placeholders import PLACEHOLDERS
+from hyperjoule.config._search import Objective, declared_metrics, resolve_objectives
 from hyperjoule.config._study import (
+    SEARCH_FIGURES,
     BackgroundConfig,
     DefaultExperiment,
     Defaults,
@@ -24,6 +26,8 @@ from hyperjoule.config._study import (
     IdleCooldown,
     MutationExperiment,
     ParallelExperiment,
+    PruneConfig,
+    SearchExperiment,
     StudyFile,
     SystemSettings,
 )
@@ -39,6 +43,12 @@ from hyperjoule.config._values import canonical_key, coerce_value, format_value
 __all__ = [
     "OFFLINE_ENV",
     "PLACEHOLDERS",
+    "SEARCH_FIGURES",
+    "Objective",
+    "PruneConfig",
+    "SearchExperiment",
+    "declared_metrics",
+    "resolve_objectives",
     "BackgroundConfig",
     "DefaultExperiment",
     "Defaults",

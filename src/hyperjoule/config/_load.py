@@ -19,12 +19,15 @@ from pydantic import BaseModel, ValidationError
 
 from hyperjoule.config._limits import MAX_PLANNED_RUNS
 from hyperjoule.config._placeholders import expand_placeholders, placeholder_problem
+from hyperjoule.config._search import resolve_objectives, search_problem
 from hyperjoule.config._study import (
     BackgroundConfig,
     Defaults,
     ForegroundConfig,
     MutationExperiment,
     ParallelExperiment,
+    PruneConfig,
+    SearchExperiment,
     StudyFile,
 )
 from hyperjoule.config._targets import Hyperparameter, MetricSpec, Target, TargetsFile
@@ -53,6 +56,8 @@ _MODELS: tuple[type[BaseModel], ...] = (
     ParallelExperiment,
     ForegroundConfig,
     BackgroundConfig,
+    SearchExperiment,
+    PruneConfig,
 )
 _KNOWN_KEYS = sorted({name for model in _MODELS for name in model.model_fields} | {"mode"})
 
@@ -122,7 +127,7 @@ def _clean_loc(data: Any, loc: Sequence[str | int]) -> list[str | int]:
 
 
 def _is_union_member(part: str) -> bool:
-    return part in {"default", "mutation", "parallel"} or any(c in part for c in "[]-")
+    return part in {"default", "mutation", "parallel", "search"} or any(c in part for c in "[]-")
 
 
 def _describe(error: Any, key: str | int | None) -> str:
@@ -270,9 +275,39 @@ def _check_references(study: StudyFile, targets: dict[str, Target], doc: ConfigD
                     [b_index] if isinstance(exp.background, list) else []
                 )
                 _check_run(bg.target, bg.model, bg.hyperparameters, None, targets, doc, b_loc)
+        elif isinstance(exp, SearchExperiment):
+            _check_run(
+                exp.target, exp.model, exp.hyperparameters, exp.search, targets, doc, loc, "search"
+            )
+            _check_search(exp, targets[exp.target], doc, loc)
         else:
             mutate = exp.mutate if isinstance(exp, MutationExperiment) else None
             _check_run(exp.target, exp.model, exp.hyperparameters, mutate, targets, doc, loc)
+
+
+def _check_search(
+    exp: SearchExperiment, target: Target, doc: ConfigDocument, loc: list[str | int]
+) -> None:
+    """Objectives and constraints must name figures or metrics the target declares."""
+    for name in exp.objectives:
+        problem = search_problem(name, target)
+        if problem:
+            raise doc.error([*loc, "objectives", name], f"unknown objective {problem}")
+    try:
+        resolve_objectives(exp, target)
+    except ValueError as e:
+        raise doc.error([*loc, "objectives"], str(e)) from None
+    for name in exp.constraints:
+        problem = search_problem(name, target)
+        if problem:
+            raise doc.error([*loc, "constraints", name], f"constraint on {problem}")
+    if isinstance(exp.search, str) and not any(
+        hp.mutable for hp in target.hyperparameters.values()
+    ):
+        raise doc.error(
+            [*loc, "search"],
+            f"target '{exp.target}' has no hyperparameter with a range or choices to search",
+        )
 
 
 def _check_run(
@@ -283,6 +318,7 @@ def _check_run(
     targets: dict[str, Target],
     doc: ConfigDocument,
     loc: list[str | int],
+    mutate_key: str = "mutate",
 ) -> None:
     target = targets.get(target_name)
     if target is None:
@@ -322,19 +358,19 @@ def _check_run(
             hp = declared.get(name)
             if hp is None:
                 raise doc.error(
-                    [*loc, "mutate", i],
+                    [*loc, mutate_key, i],
                     f"target '{target_name}' has no hyperparameter '{name}'"
                     + _suggest(name, declared),
                 )
             if not hp.mutable:
                 raise doc.error(
-                    [*loc, "mutate", i],
+                    [*loc, mutate_key, i],
                     f"hyperparameter '{name}' has no 'range' or 'choices' to mutate within; "
                     "add one to the target",
                 )
             if name in overrides:
                 raise doc.error(
-                    [*loc, "mutate", i],
+                    [*loc, mutate_key, i],
                     f"'{name}' is both mutated and fixed in 'hyperparameters'; keep one",
                 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
@@ -21,6 +22,8 @@ __all__ = [
     "IdleCooldown",
     "MutationExperiment",
     "ParallelExperiment",
+    "PruneConfig",
+    "SearchExperiment",
     "StudyFile",
     "SystemSettings",
 ]
@@ -141,6 +144,107 @@ class ParallelExperiment(StrictModel):
         return self.background if isinstance(self.background, list) else [self.background]
 
 
+SEARCH_FIGURES = ("energy_j", "gpu_energy_j", "cpu_energy_j", "net_energy_j", "duration_s")
+"""Measured figures a search can optimise or constrain besides the target's metrics."""
+
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+
+Direction = Literal["minimize", "maximize"]
+
+
+class PruneConfig(StrictModel):
+    """Stop runs early that cannot reach the front, from their intermediate metrics.
+
+    Attributes:
+        metric: Intermediate metric the target prints each epoch
+            (``HYPERJOULE_METRICS {"epoch": 3, "val_accuracy": 0.91}``).
+        pruner: ``median`` (below the median of earlier trials at the same epoch) or
+            ``hyperband``.
+        min_epochs: Never stop a run before it reported this many epochs.
+        step: Key of the epoch counter in the intermediate lines.
+        goal: Whether a higher ``metric`` is better; by default the direction of the
+            objective with the same name, else that of the metric's name.
+    """
+
+    metric: str = Field(min_length=1)
+    pruner: Literal["median", "hyperband"] = "median"
+    min_epochs: int = Field(default=1, ge=0)
+    step: str = Field(default="epoch", min_length=1)
+    goal: Direction | None = None
+
+
+_CONSTRAINT = r"^\s*(<=|>=|<|>)\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+class SearchExperiment(_ExperimentBase):
+    """Energy-aware search (Optuna, ask-and-tell): ``trials`` runs proposed as results arrive.
+
+    Attributes:
+        search: Hyperparameters to search (``all``: every one with a range or choices).
+        objectives: Figures to optimise: a list (directions from the metrics' declared
+            goals; energy and time are minimised) or a mapping to ``minimize|maximize``.
+        constraints: ``{metric: ">= 0.95"}``: trials that miss one are infeasible.
+        trials: Number of finished runs the search ends with.
+        sampler: ``tpe``, ``nsga2``, ``gp`` or ``random``.
+        warm_start: Seed the search with finished runs of the same target and model
+            already in the database (they do not count as trials).
+        prune: Stop unpromising runs early from their intermediate metrics.
+    """
+
+    mode: Literal["search"]
+    search: Mutate = "all"
+    objectives: list[str] | dict[str, Direction | None] = Field(min_length=1)
+    constraints: dict[str, str] = Field(default_factory=dict)
+    trials: int = Field(ge=1)
+    sampler: Literal["tpe", "nsga2", "gp", "random"] = "tpe"
+    warm_start: bool = False
+    prune: PruneConfig | None = None
+
+    @field_validator("search")
+    @classmethod
+    def _non_empty(cls, value: Mutate) -> Mutate:
+        if isinstance(value, list) and not value:
+            raise ValueError("'search' is empty; name hyperparameters or write 'all'")
+        return value
+
+    @field_validator("runs")
+    @classmethod
+    def _no_runs(cls, value: int | None) -> int | None:
+        if value is not None:
+            raise ValueError("a search runs 'trials' configurations once each; remove 'runs'")
+        return value
+
+    @field_validator("objectives")
+    @classmethod
+    def _distinct(
+        cls, value: list[str] | dict[str, Direction | None]
+    ) -> list[str] | dict[str, Direction | None]:
+        names = list(value)
+        if len(set(names)) != len(names):
+            raise ValueError("an objective is listed twice")
+        return value
+
+    @field_validator("constraints")
+    @classmethod
+    def _constraint_syntax(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not re.match(_CONSTRAINT, str(text)):
+                raise ValueError(
+                    f"constraint {name}: {text!r} is not a comparison; write e.g. '>= 0.95'"
+                )
+        return value
+
+    def parsed_constraints(self) -> dict[str, tuple[str, float]]:
+        """Constraints as ``{name: (operator, bound)}``."""
+        out: dict[str, tuple[str, float]] = {}
+        for name, text in self.constraints.items():
+            match = re.match(_CONSTRAINT, text)
+            assert match is not None  # checked by the validator
+            op = match.group(1)
+            out[name] = (op, float(text.strip()[len(op) :]))
+        return out
+
+
 def _mode_of(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("mode", "default"))
@@ -150,11 +254,12 @@ def _mode_of(value: Any) -> str:
 Experiment = Annotated[
     Annotated[DefaultExperiment, Tag("default")]
     | Annotated[MutationExperiment, Tag("mutation")]
-    | Annotated[ParallelExperiment, Tag("parallel")],
+    | Annotated[ParallelExperiment, Tag("parallel")]
+    | Annotated[SearchExperiment, Tag("search")],
     Discriminator(
         _mode_of,
         custom_error_type="invalid_mode",
-        custom_error_message="mode must be one of default, mutation, parallel",
+        custom_error_message="mode must be one of default, mutation, parallel, search",
     ),
 ]
 

@@ -12,7 +12,7 @@ from hyperjoule.execution._guards import check_assets
 from hyperjoule.execution._lifecycle import parse_rerun
 from hyperjoule.execution._local import LocalExecutor, default_jobs
 from hyperjoule.execution._outcome import classify_outcome
-from hyperjoule.execution._plan_state import PlanState, load_plan_state
+from hyperjoule.execution._plan_state import PlanState, SearchProgress, load_plan_state
 from hyperjoule.execution._process import ProcessResult, kill_process_group, run_process
 from hyperjoule.execution._result import AttemptResult, BackgroundReport, ExecutorInfo
 from hyperjoule.execution._runner import StudyResult, run_study
@@ -35,6 +35,7 @@ __all__ = [
     "ProcessResult",
     "RunObserver",
     "RunTask",
+    "SearchProgress",
     "StudyResult",
     "attempt_environ",
     "build_argv",

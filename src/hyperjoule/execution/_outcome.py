@@ -53,6 +53,8 @@ def classify_outcome(
     """
     if result.interrupted:
         return RunStatus.INTERRUPTED, "stopped by the user (Ctrl-C or SIGTERM)"
+    if result.stopped_early:
+        return RunStatus.PRUNED, "stopped early by the search's pruner"
     if result.timed_out:
         limit_s = result.duration_s if timeout_s is None else timeout_s
         return RunStatus.TIMEOUT, f"killed after the target's timeout of {limit_s:g} s"

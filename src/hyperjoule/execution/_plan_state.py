@@ -8,11 +8,24 @@ from dataclasses import dataclass, field
 
 from hyperjoule.config import LoadedStudy
 from hyperjoule.execution._lifecycle import slot_results, target_changes
-from hyperjoule.planning import plan_study
+from hyperjoule.planning import SearchSetup, plan_study, search_setups, trial_number
 from hyperjoule.records import RunSpec, RunStatus
 from hyperjoule.storage import ResultsStore
 
-__all__ = ["PlanState", "load_plan_state"]
+__all__ = ["PlanState", "SearchProgress", "load_plan_state"]
+
+
+@dataclass
+class SearchProgress:
+    """A search experiment and how many of its trials are finished in the database."""
+
+    setup: SearchSetup
+    done: int
+
+    @property
+    def left(self) -> int:
+        """Trials still to run."""
+        return max(0, self.setup.trials - self.done)
 
 
 @dataclass
@@ -40,6 +53,12 @@ class PlanState:
     replanned: bool = False
     rerun_of: dict[str, str] = field(default_factory=dict)
     changes: list[str] = field(default_factory=list)
+    searches: list[SearchProgress] = field(default_factory=list)
+
+    @property
+    def runs_left(self) -> int:
+        """Planned runs to execute plus search trials still to run."""
+        return len(self.todo) + sum(s.left for s in self.searches)
 
 
 def load_plan_state(
@@ -84,10 +103,29 @@ def load_plan_state(
         for s in todo
         if (s.slot_id, s.dedup_key) in results
     }
-    estimate_s, unestimated = _estimate(todo, store)
+    # Search trials are never rerun: a failed trial is a result the search learnt from.
+    searches = [
+        SearchProgress(
+            setup,
+            sum(1 for slot, _ in results if trial_number(slot, setup.index) is not None),
+        )
+        for setup in search_setups(loaded)
+    ]
+    trial_specs = [
+        p.setup.spec(0, dict(p.setup.space.base), -1) for p in searches for _ in range(p.left)
+    ]
+    estimate_s, unestimated = _estimate(todo + trial_specs, store)
     changes = target_changes(loaded.targets, loaded.used_targets(), records)
     return PlanState(
-        specs, todo, done, estimate_s, unestimated, replanned, rerun_of=rerun_of, changes=changes
+        specs,
+        todo,
+        done,
+        estimate_s,
+        unestimated,
+        replanned,
+        rerun_of=rerun_of,
+        changes=changes,
+        searches=searches,
     )
 
 

@@ -45,6 +45,8 @@ class ProcessResult:
         max_rss_bytes: Peak resident set size of the largest process reported, or None.
         log_path: The file holding its stdout and stderr.
         pid: Process id (and process group id) of the child; 0 when it never started.
+        stopped_early: True when hyperjoule killed it because ``should_stop`` said so
+            (a search pruned it).
     """
 
     exit_code: int | None
@@ -56,6 +58,7 @@ class ProcessResult:
     max_rss_bytes: int | None
     log_path: Path
     pid: int = 0
+    stopped_early: bool = False
 
 
 def _load_libc() -> ctypes.CDLL | None:
@@ -114,6 +117,7 @@ def run_process(
     stop_event: threading.Event | None = None,
     on_start: Callable[[int], None] | None = None,
     poll_interval_s: float = 0.05,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ProcessResult:
     """Run ``argv`` in its own process group with output streamed to ``log_path``.
 
@@ -127,6 +131,8 @@ def run_process(
         stop_event: When set, the group is killed and the result marked interrupted.
         on_start: Called with the child's pid (which is also its process group id).
         poll_interval_s: How often the timeout and the stop event are checked.
+        should_stop: Polled as often; when it returns True the group is killed and the
+            result marked ``stopped_early`` (a pruned search trial).
 
     Returns:
         The outcome. A program that cannot be started is reported as exit code 127
@@ -151,7 +157,7 @@ def run_process(
             return ProcessResult(127, None, False, False, 0.0, None, None, log_path)
         if on_start is not None:
             on_start(proc.pid)
-        timed_out = interrupted = False
+        timed_out = interrupted = stopped_early = False
         status: int | None = None
         rusage = None
         while status is None:
@@ -169,6 +175,13 @@ def run_process(
             elif stop_event is not None and stop_event.is_set() and not (timed_out or interrupted):
                 interrupted = True
                 _kill_in_background(proc.pid, grace_s)
+            elif (
+                should_stop is not None
+                and not (timed_out or interrupted or stopped_early)
+                and should_stop()
+            ):
+                stopped_early = True
+                _kill_in_background(proc.pid, grace_s)
             time.sleep(poll_interval_s)
         duration_s = time.monotonic() - start
         # Children the script left behind (daemons, detached workers) die with the run.
@@ -185,7 +198,16 @@ def run_process(
     # ru_maxrss is in KiB on Linux.
     max_rss = int(rusage.ru_maxrss) * 1024 if rusage is not None else None
     return ProcessResult(
-        exit_code, sig, timed_out, interrupted, duration_s, cpu_time_s, max_rss, log_path, proc.pid
+        exit_code,
+        sig,
+        timed_out,
+        interrupted,
+        duration_s,
+        cpu_time_s,
+        max_rss,
+        log_path,
+        proc.pid,
+        stopped_early,
     )
 
 

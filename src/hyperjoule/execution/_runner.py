@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hyperjoule._imports import import_optional
 from hyperjoule.config import (
     LoadedStudy,
 )
@@ -32,6 +33,7 @@ from hyperjoule.execution._guards import (
 from hyperjoule.execution._metering import MeterPool, run_environ
 from hyperjoule.execution._plan_state import PlanState, load_plan_state
 from hyperjoule.execution._reaper import GroupReaper
+from hyperjoule.execution._search_loop import SearchCounter, build_proposer, run_search
 from hyperjoule.execution._session import RunObserver, SessionContext
 from hyperjoule.execution._system import CPU_SYSFS_ROOT, SystemKnobs
 from hyperjoule.meters import (
@@ -139,10 +141,13 @@ def run_study(
     check_assets(loaded)
     check_results_dir(results_dir)
     planned = _check_plan(loaded, results_dir, rerun)
+    searching = [p for p in planned.searches if p.left]
+    if searching:
+        import_optional("optuna", extra="search", feature=f"{loaded.path}: mode: search")
     pool = MeterPool(fixed=meters)
     try:
         pool.preflight(
-            planned.todo,
+            planned.todo + [p.setup.spec(0, dict(p.setup.space.base), -1) for p in searching],
             loaded.targets,
             allow_estimates=loaded.study.allow_estimates,
             study_path=loaded.path,
@@ -166,7 +171,7 @@ def run_study(
         if stale:
             logger.warning("%d run(s) left running by an earlier session marked interrupted", stale)
         state = load_plan_state(loaded, store, save=True, rerun=rerun)
-        if not state.todo:
+        if not state.runs_left:
             # Nothing left: no empty session, no empty summary.csv.
             return StudyResult(
                 loaded.name, "", len(state.specs), len(state.done), changes=state.changes
@@ -186,6 +191,7 @@ def run_study(
                 context.baseline = _baseline(loaded, results_dir, pool, state, stop)
                 with _Cooldown(context, stop) as cooldown:
                     _run_todo(context, state, stop, observer, result, cooldown)
+                    _run_searches(context, state, stop, observer, result, cooldown)
             if stop.is_set():
                 status = "interrupted"
                 result.interrupted = True
@@ -217,6 +223,31 @@ def _run_todo(
             return
         if index < len(state.todo):
             context.cooldown_before = cooldown.after(spec)
+
+
+def _run_searches(
+    context: SessionContext,
+    state: PlanState,
+    stop: threading.Event,
+    observer: RunObserver | None,
+    result: StudyResult,
+    cooldown: _Cooldown,
+) -> None:
+    """Run the search experiments after the planned runs (they may warm-start from them)."""
+    # The pause after the last planned run is due before the first trial.
+    last = state.todo[-1] if result.records and state.todo else None
+    counter = SearchCounter(len(state.todo), state.runs_left, last)
+    for progress in state.searches:
+        if stop.is_set():
+            return
+        if not progress.left:
+            continue
+        proposer = build_proposer(context.store, progress)
+
+        def pause(spec: RunSpec) -> None:
+            context.cooldown_before = cooldown.after(spec)
+
+        run_search(context, proposer, stop, observer, counter, result.records, pause)
 
 
 def _baseline(

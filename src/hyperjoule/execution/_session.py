@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +28,7 @@ from hyperjoule.config import (
 )
 from hyperjoule.errors import StorageError
 from hyperjoule.execution._background import BackgroundJob, BackgroundSet
+from hyperjoule.execution._intermediate import IntermediateWatch
 from hyperjoule.execution._metering import MeterPool, run_environ
 from hyperjoule.execution._outcome import classify_outcome
 from hyperjoule.execution._plan_state import PlanState
@@ -59,7 +60,10 @@ from hyperjoule.storage import (
     write_run_json,
 )
 
-__all__ = ["RunObserver", "SessionContext", "build_argv"]
+__all__ = ["PointCallback", "RunObserver", "SessionContext", "build_argv"]
+
+PointCallback = Callable[[dict[str, float]], bool]
+"""Receives each intermediate point of a search run; True stops (prunes) the run."""
 
 logger = logging.getLogger(__name__)
 
@@ -145,8 +149,13 @@ class SessionContext:
         total: int,
         stop: threading.Event,
         observer: RunObserver | None,
+        on_point: PointCallback | None = None,
     ) -> RunRecord:
-        """Run one planned run with its retries and record it."""
+        """Run one planned run with its retries and record it.
+
+        ``on_point`` (search runs) receives each intermediate metrics point as the run
+        prints it; when it returns True the run is stopped and recorded ``pruned``.
+        """
         target = self.loaded.targets[spec.target]
         run_id = new_run_id()
         directory = run_dir(self.results_dir, spec.study, self.session, run_id)
@@ -171,6 +180,7 @@ class SessionContext:
             command=argv,
             run_dir=str(directory),
             rerun_of=self.rerun_of.get(spec.slot_id),
+            search=dict(spec.search) if spec.search is not None else None,
             provenance={
                 "host": self.host,
                 "devices": self._devices(spec),
@@ -192,8 +202,8 @@ class SessionContext:
         if observer is not None:
             observer.run_started(index, total, spec, run_id)
         for attempt in range(1, spec.max_retries + 2):
-            self._attempt(record, spec, target, attempt, directory, stop)
-            if record.status in (RunStatus.SUCCEEDED, RunStatus.INTERRUPTED):
+            self._attempt(record, spec, target, attempt, directory, stop, on_point)
+            if record.status in (RunStatus.SUCCEEDED, RunStatus.INTERRUPTED, RunStatus.PRUNED):
                 break
             if record.status.value not in spec.retry_on:
                 if attempt <= spec.max_retries:
@@ -245,8 +255,10 @@ class SessionContext:
         attempt: int,
         directory: Path,
         stop: threading.Event,
+        on_point: PointCallback | None = None,
     ) -> None:
         log_path = directory / f"attempt-{attempt}.log"
+        watch = _intermediate_watch(spec, log_path, on_point)
         metrics_file = directory / "metrics.json"
         metrics_file.unlink(missing_ok=True)  # a retry must not read the last attempt's file
         env = run_environ(spec, target)
@@ -276,6 +288,7 @@ class SessionContext:
                 timeout_s=target.timeout_s,
                 stop_event=stop,
                 on_start=self.reaper.track,
+                should_stop=watch.should_stop if watch is not None else None,
             )
             window = (window_start, time.monotonic())
             self.reaper.untrack(result.pid)
@@ -312,6 +325,9 @@ class SessionContext:
             ):
                 status = RunStatus.FAILED
                 reason = "background not effective: " + "; ".join(record.background["reasons"])
+        if watch is not None:
+            watch.read_new()  # the lines printed after the last poll
+            record.search = {**(spec.search or {}), "intermediate": watch.points}
         record.attempts = attempt
         record.status = status
         record.error = reason
@@ -406,6 +422,16 @@ def _launch_values(target: Target, directory: Path, run_id: str, attempt: int) -
     return placeholder_values(
         target, run_dir=str(directory.absolute()), run_id=run_id, attempt=str(attempt)
     )
+
+
+def _intermediate_watch(
+    spec: RunSpec, log_path: Path, on_point: PointCallback | None
+) -> IntermediateWatch | None:
+    """Search runs keep their intermediate metrics (and may be pruned on them)."""
+    if spec.search is None:
+        return None
+    prune = spec.search.get("prune") or {}
+    return IntermediateWatch(log_path, str(prune.get("step", "epoch")), on_point)
 
 
 def _mark_combined(energy: EnergyBlock) -> None:

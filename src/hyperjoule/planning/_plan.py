@@ -20,6 +20,7 @@ from hyperjoule.config import (
     LoadedStudy,
     MutationExperiment,
     ParallelExperiment,
+    SearchExperiment,
     Target,
     canonical_key,
     coerce_value,
@@ -73,6 +74,8 @@ def plan_study(loaded: LoadedStudy, measured_keys: MeasuredKeys | None = None) -
     specs: list[RunSpec] = []
     seen: set[str] = set()
     for index, exp in enumerate(study.experiments):
+        if isinstance(exp, SearchExperiment):
+            continue  # proposed as results arrive (planning/_search.py), not planned ahead
         background: tuple[BackgroundSpec, ...] = ()
         policy: BackgroundPolicy | None = None
         mode: Literal["default", "mutation", "parallel"]
