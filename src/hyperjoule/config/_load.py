@@ -127,7 +127,7 @@ def _clean_loc(data: Any, loc: Sequence[str | int]) -> list[str | int]:
 
 
 def _is_union_member(part: str) -> bool:
-    return part in {"default", "mutation", "parallel", "search"} or any(c in part for c in "[]-")
+    return any(c in part for c in "[]-=")
 
 
 def _describe(error: Any, key: str | int | None) -> str:

@@ -246,16 +246,18 @@ class SearchExperiment(_ExperimentBase):
 
 
 def _mode_of(value: Any) -> str:
+    # Tags never equal a field name ("search" is both a mode and a key), so error
+    # locations can tell the union's member from the user's keys.
     if isinstance(value, dict):
-        return str(value.get("mode", "default"))
-    return str(getattr(value, "mode", "default"))
+        return "mode=" + str(value.get("mode", "default"))
+    return "mode=" + str(getattr(value, "mode", "default"))
 
 
 Experiment = Annotated[
-    Annotated[DefaultExperiment, Tag("default")]
-    | Annotated[MutationExperiment, Tag("mutation")]
-    | Annotated[ParallelExperiment, Tag("parallel")]
-    | Annotated[SearchExperiment, Tag("search")],
+    Annotated[DefaultExperiment, Tag("mode=default")]
+    | Annotated[MutationExperiment, Tag("mode=mutation")]
+    | Annotated[ParallelExperiment, Tag("mode=parallel")]
+    | Annotated[SearchExperiment, Tag("mode=search")],
     Discriminator(
         _mode_of,
         custom_error_type="invalid_mode",
