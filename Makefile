@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch first: an unpinned torch would pull gigabytes of CUDA.
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[examples,ray,dev]"
+	$(BIN)/pip install --quiet -e ".[examples,ray,search,dev]"
 	touch $(STAMP)
 
 demo: install
