@@ -139,7 +139,16 @@ class LegacyRun:
 
     def to_dict(self) -> dict[str, Any]:
         """The description as JSON-ready values (kept in the imported record)."""
-        data = dataclasses.asdict(self)
+        # Values are JSON primitives and flat dicts of them: shallow copies are enough
+        # (dataclasses.asdict deep-copies and was most of the import's time).
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}
+        for name in ("hyperparameters", "metrics", "energy"):
+            data[name] = dict(data[name])
+        if self.background is not None:
+            data["background"] = {
+                **self.background,
+                "hyperparameters": dict(self.background.get("hyperparameters") or {}),
+            }
         data["sources"] = [str(p) for p in self.sources]
         data["run_dir"] = None if self.run_dir is None else str(self.run_dir)
         return data
@@ -147,12 +156,14 @@ class LegacyRun:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LegacyRun:
         """Rebuild a description written by :meth:`to_dict`."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        values = {k: v for k, v in data.items() if k in _FIELD_NAMES}
         values["sources"] = [Path(p) for p in data.get("sources", [])]
         if values.get("run_dir") is not None:
             values["run_dir"] = Path(values["run_dir"])
         return cls(**values)
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(LegacyRun))
 
 
 def _session_of(directory: Path) -> str | None:
