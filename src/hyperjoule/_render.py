@@ -34,6 +34,7 @@ __all__ = [
     "print_runs_table",
     "print_study_result",
     "print_targets",
+    "spending_line",
 ]
 
 _STATUS_STYLE = {
@@ -68,6 +69,14 @@ def _energy(record: RunRecord) -> str:
     if total is None:
         return "unavailable"
     return f"{total:,.1f} J ({record.energy.total_method})"
+
+
+def _attempts_energy(record: RunRecord) -> str:
+    spent = record.attempts_energy
+    if spent.total_j is None:
+        return "unavailable"
+    missing = f", {spent.unmeasured} unmeasured" if spent.unmeasured else ""
+    return f"{spent.total_j:,.1f} J ({record.attempts}x{missing})"
 
 
 def _shown(text: object, max_chars: int | None = None) -> str:
@@ -169,21 +178,38 @@ def print_study_result(result: StudyResult, results_dir: Path) -> None:
         )
         return
     console.print(f"study {result.study}: {parts}; session {result.session}")
-    measured = [r for r in result.records if r.energy.total_j is not None]
-    if measured:
-        energy_j = sum(r.energy.total_j or 0.0 for r in measured)
-        methods = sorted({r.energy.total_method for r in measured})
-        missing = len(result.records) - len(measured)
-        console.print(
-            f"energy of this session's runs: {energy_j:,.1f} J ({', '.join(methods)}"
-            + (f"; {missing} run(s) without a figure" if missing else "")
-            + ")"
-        )
-    elif result.records:
-        console.print("energy of this session's runs: unavailable (no meter measured them)")
     console.print(f"results: {results_dir / result.study / result.session}")
+    if result.records:
+        console.print(spending_line(result.records))
     if result.interrupted:
         console.print("[yellow]interrupted[/]: run the same command again to resume")
+
+
+def spending_line(records: list[RunRecord]) -> str:
+    """What the runs spent in all their attempts, and how much went into failed ones."""
+    total_j = failed_j = 0.0
+    methods: set[str] = set()
+    attempts = failed = unmeasured = 0
+    for record in records:
+        spent = record.attempts_energy
+        unmeasured += spent.unmeasured
+        attempts += max(record.attempts, len(record.attempt_log))
+        for entry in record.attempt_log:
+            energy_j = entry.get("energy_total_j")
+            lost = entry.get("status") != RunStatus.SUCCEEDED.value
+            failed += lost
+            if energy_j is not None:
+                total_j += energy_j
+                failed_j += energy_j if lost else 0.0
+                methods.add(str(entry.get("energy_method")))
+    if not methods:
+        return f"energy spent by this session: unavailable ({attempts} attempt(s), none measured)"
+    missing = f"; {unmeasured} attempt(s) without a figure" if unmeasured else ""
+    return (
+        f"energy spent by this session: {total_j:,.1f} J in {attempts} attempt(s) "
+        f"({', '.join(sorted(methods))}), {failed_j:,.1f} J of it in {failed} that did not "
+        f"succeed{missing}"
+    )
 
 
 def guessed_goals(loaded: LoadedStudy, targets: list[str]) -> list[str]:
@@ -301,6 +327,7 @@ def print_runs_table(records: list[RunRecord]) -> None:
         "status",
         "duration",
         "energy",
+        "all attempts",
         "metrics",
     ):
         table.add_column(col, overflow="fold")
@@ -313,6 +340,7 @@ def print_runs_table(records: list[RunRecord]) -> None:
             r.status.value,
             format_duration(r.duration_s),
             _energy(r),
+            _attempts_energy(r),
             _metrics(r.metrics),
         )
     console.print(table)

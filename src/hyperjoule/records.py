@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 __all__ = [
     "ATTRIBUTIONS",
     "DEFAULT_RETRY_ON",
+    "AttemptsEnergy",
     "FAILURE_CLASSES",
     "ENERGY_COMPONENTS",
     "METHODS",
@@ -299,6 +300,36 @@ class PowerBlock:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class AttemptsEnergy:
+    """What every attempt of a run cost together (retries and failures included).
+
+    Attributes:
+        total_j: Sum of the attempts that have an energy figure; None when none has.
+        method: The weakest method among those attempts (``unavailable`` when none).
+        unmeasured: Attempts without a figure (not in ``total_j``), including attempts
+            the record counts but whose log entry is missing (imported records).
+    """
+
+    total_j: float | None
+    method: Method
+    unmeasured: int
+
+    @classmethod
+    def of(cls, attempts: int, attempt_log: list[dict[str, Any]]) -> AttemptsEnergy:
+        """Add up a record's ``attempt_log``."""
+        measured = [a for a in attempt_log if a.get("energy_total_j") is not None]
+        # An unknown method label ranks as the weakest: never promote a figure.
+        ranks = [
+            METHODS.index(m) if m in METHODS else len(METHODS) - 1
+            for m in (a.get("energy_method") for a in measured)
+        ]
+        method = cast(Method, METHODS[max(ranks)] if ranks else "unavailable")
+        unmeasured = len(attempt_log) - len(measured) + max(attempts - len(attempt_log), 0)
+        total = float(sum(a["energy_total_j"] for a in measured)) if measured else None
+        return cls(total, method, unmeasured)
+
+
 @dataclass
 class RunRecord:
     """Everything known about one run; the shape of ``run.json`` and of the database."""
@@ -335,11 +366,20 @@ class RunRecord:
     """Search trials: sampler, objectives and their values, constraint verdict,
     intermediate metrics (``{"intermediate": [{"epoch": 1, "val_accuracy": 0.8}, ...]}``)."""
 
+    @property
+    def attempts_energy(self) -> AttemptsEnergy:
+        """The energy of every attempt together (``energy.attempts_total_j``)."""
+        return AttemptsEnergy.of(self.attempts, self.attempt_log)
+
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (``run.json``)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["status"] = self.status.value
         data["energy"] = self.energy.to_dict()
+        spent = self.attempts_energy
+        data["energy"]["attempts_total_j"] = spent.total_j
+        data["energy"]["attempts_total_method"] = spent.method
+        data["energy"]["attempts_unmeasured"] = spent.unmeasured
         data["power"] = self.power.to_dict()
         return data
 

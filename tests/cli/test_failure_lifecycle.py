@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import textwrap
 from pathlib import Path
 
@@ -143,3 +144,56 @@ def test_retry_on_per_experiment(tmp_path: Path) -> None:
     bad["defaults"]["retry_on"] = ["segfault"]
     study.write_text(yaml.safe_dump(bad))
     assert main(["plan", str(study), "--results-dir", str(results)]) == 2
+
+
+def test_every_attempt_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A flaky script: fails on its first attempt, succeeds on the retry.
+    study = _project(tmp_path)
+    flaky = FIXED.replace(
+        "a = p.parse_args()\n",
+        "a = p.parse_args()\nif os.environ['HYPERJOULE_ATTEMPT'] == '1':\n"
+        "    sum(range(2_000_000)); sys.exit('transient')\n",
+    )
+    (tmp_path / "lm" / "main.py").write_text(flaky)
+    data = yaml.safe_load(study.read_text())
+    data["defaults"] = {"max_retries": 1, "retry_on": ["failed"]}
+    study.write_text(yaml.safe_dump(data))
+    results = tmp_path / "results"
+    assert main(["run", str(study), "--results-dir", str(results)]) == 0
+    out = capsys.readouterr().out
+    records = _records(results)
+    assert [r["attempts"] for r in records] == [2, 2]
+    total_j = failed_j = 0.0
+    for record in records:
+        energy = record["energy"]
+        log = record["attempt_log"]
+        assert isinstance(energy, dict) and isinstance(log, list)
+        per_attempt = [a["energy_total_j"] for a in log]
+        assert all(e is not None and e > 0 for e in per_attempt)
+        assert energy["attempts_total_j"] == pytest.approx(sum(per_attempt))
+        assert energy["attempts_total_j"] > energy["total_j"]  # not only the last attempt
+        assert energy["attempts_total_method"] == "estimated"
+        assert energy["attempts_unmeasured"] == 0
+        total_j += sum(per_attempt)
+        failed_j += per_attempt[0]
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("energy spent by this session:")
+    assert f"{total_j:,.1f} J in 4 attempt(s) (estimated)" in last
+    assert f"{failed_j:,.1f} J of it in 2 that did not succeed" in last
+
+    (summary,) = results.glob("lm/*/summary.csv")
+    with summary.open() as f:
+        rows = list(csv.DictReader(f))
+    by_id = {r["run_id"]: r for r in rows}
+    for record in records:
+        row = by_id[str(record["run_id"])]
+        energy = record["energy"]
+        assert isinstance(energy, dict)
+        assert float(row["energy_attempts_total_joules"]) == pytest.approx(
+            energy["attempts_total_j"]
+        )
+        assert float(row["energy_total_joules"]) == pytest.approx(energy["total_j"])
+
+    assert main(["runs", "--results-dir", str(results)]) == 0
+    table = capsys.readouterr().out
+    assert "all attempts" in table and "(2x)" in table

@@ -49,6 +49,7 @@ OURS = [
     "attempts",
     "exit_code",
     "energy_total_joules",
+    "energy_attempts_total_joules",
     "energy_gpu_method",
     "energy_cpu_pkg_method",
     "energy_cpu_dram_method",
@@ -248,3 +249,20 @@ def test_foreign_csv_is_refused(tmp_path: Path) -> None:
     path.write_text("a,b\n1,2\n")
     with pytest.raises(StorageError, match="not a hyperjoule summary"):
         SummaryCsv(path)
+
+
+def test_attempts_total_is_empty_not_zero_without_measured_attempts(tmp_path: Path) -> None:
+    run = record("r1", attempts=2)
+    run.attempt_log = [
+        {"attempt": 1, "status": "failed", "energy_total_j": None, "energy_method": "unavailable"},
+        {"attempt": 2, "status": "succeeded", "energy_total_j": 5.0, "energy_method": "counter"},
+    ]
+    spent = run.attempts_energy
+    assert (spent.total_j, spent.method, spent.unmeasured) == (5.0, "counter", 1)
+    run.attempt_log = []
+    assert run.to_dict()["energy"]["attempts_total_j"] is None
+    assert run.to_dict()["energy"]["attempts_unmeasured"] == 2
+    path = tmp_path / "summary.csv"
+    SummaryCsv(path).append(run)
+    _, rows = read(path)
+    assert rows[0]["energy_attempts_total_joules"] == ""

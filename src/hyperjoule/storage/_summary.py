@@ -73,6 +73,7 @@ OUR_COLUMNS = (
     "attempts",
     "exit_code",
     "energy_total_joules",
+    "energy_attempts_total_joules",
     "energy_gpu_method",
     "energy_cpu_pkg_method",
     "energy_cpu_dram_method",
@@ -137,6 +138,8 @@ def flat_row(record: RunRecord) -> dict[str, Any]:
             "attempts": record.attempts,
             "exit_code": record.exit_code,
             "energy_total_joules": energy.total_j,
+            # Every attempt, retries and failures included (empty: none was measured).
+            "energy_attempts_total_joules": record.attempts_energy.total_j,
             "energy_gpu_method": gpu.method,
             "energy_cpu_pkg_method": pkg.method,
             "energy_cpu_dram_method": dram.method,
