@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,33 @@ class TestRayExecutorReturnedFiles(ExecutorContract):
             assert result.status is RunStatus.INTERRUPTED
             # The interrupted attempt's files came back, its process is gone.
             assert not _alive(int((Path(task.run_dir) / "pid").read_text()))
+
+
+def test_a_node_dying_mid_run_interrupts_that_attempt_only(
+    two_nodes: RayCluster, tmp_path: Path
+) -> None:
+    executor = _factory(two_nodes, tmp_path, None)(2, ())
+    try:
+        tasks = [make_task(tmp_path, sleep_s=60) for _ in range(2)]
+        futures = [executor.submit(t) for t in tasks]
+        for task in tasks:
+            _wait_for(Path(task.run_dir) / "pid")
+        doomed, survivor = two_nodes.node_id("node_b"), two_nodes.node_id("node_a")
+        two_nodes.kill_node("node_b")
+        done, _ = wait(futures, timeout=30, return_when=FIRST_COMPLETED)
+        assert len(done) == 1, "the attempt on the dead node did not resolve"
+        dead = done.pop().result()
+        assert dead.executor is not None and dead.executor.node_id == doomed
+        assert dead.status is RunStatus.INTERRUPTED
+        assert dead.reason is not None and "node died" in dead.reason
+        dead_task = next(t for t in tasks if t.run_id == dead.run_id)
+        assert not _alive(int((Path(dead_task.run_dir) / "pid").read_text()))
+        # The other node goes on running its attempt.
+        other = next(f for t, f in zip(tasks, futures, strict=True) if t is not dead_task)
+        assert not other.done()
+    finally:
+        executor.shutdown(cancel=True)
+    result = other.result(timeout=1)
+    assert result.executor is not None and result.executor.node_id == survivor
+    assert result.status is RunStatus.INTERRUPTED  # stopped by the shutdown, measured
+    assert result.energy.components

@@ -23,6 +23,7 @@ from hyperjoule.config._search import resolve_objectives, search_problem
 from hyperjoule.config._study import (
     BackgroundConfig,
     Defaults,
+    ExecutorConfig,
     ForegroundConfig,
     MutationExperiment,
     ParallelExperiment,
@@ -58,6 +59,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     BackgroundConfig,
     SearchExperiment,
     PruneConfig,
+    ExecutorConfig,
 )
 _KNOWN_KEYS = sorted({name for model in _MODELS for name in model.model_fields} | {"mode"})
 

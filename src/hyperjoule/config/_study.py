@@ -285,21 +285,35 @@ class ExecutorConfig(StrictModel):
     Attributes:
         kind: ``local`` (this machine) or ``ray`` (a Ray cluster).
         jobs: Runs at once (local); default GPUs ÷ ``gpus_per_run``, 1 without GPUs.
-            ``--jobs`` on the command line wins.
+            With ray: at most this many in flight (default: what the cluster's nodes
+            fit). ``--jobs`` on the command line wins.
         gpus_per_run: Whole GPUs each run gets for itself (``CUDA_VISIBLE_DEVICES``);
             0: runs get no GPUs of their own (they see the inherited ones).
-        address: Ray cluster address (``auto``, ``ray://host:10001``); ray only.
+        address: Ray cluster address (``auto``, ``HOST:PORT``); ray only. Unset: a
+            private Ray instance is started on this machine.
+        cpus_per_run: CPUs each run asks Ray for (default 1); ray only.
+        resources: Custom Ray resources each run asks for (``{node_a: 1}``); ray only.
+        shared_results_dir: ``true``: every node sees the results directory at the same
+            path and writes in place; ``false``: files always travel back to this
+            machine; unset: each node checks. Ray only.
     """
 
     kind: Literal["local", "ray"] = "local"
     jobs: int | None = Field(default=None, ge=1)
     gpus_per_run: int = Field(default=0, ge=0)
     address: str | None = None
+    cpus_per_run: float | None = Field(default=None, gt=0)
+    resources: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    shared_results_dir: bool | None = None
 
     @model_validator(mode="after")
     def _check_kind(self) -> ExecutorConfig:
-        if self.address is not None and self.kind != "ray":
-            raise ValueError("'address' is for kind: ray; remove it or set kind: ray")
+        if self.kind != "ray":
+            for name in ("address", "cpus_per_run", "shared_results_dir"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"'{name}' is for kind: ray; remove it or set kind: ray")
+            if self.resources:
+                raise ValueError("'resources' is for kind: ray; remove it or set kind: ray")
         return self
 
 

@@ -76,6 +76,7 @@ class RaySettings:
         max_total_bytes: At most this many bytes travel back per attempt.
         stop_grace_s: After asking running attempts to stop, how long to wait for their
             measured results before their tasks are force-cancelled.
+        max_in_flight: At most this many attempts at once (None: what the nodes fit).
     """
 
     address: str | None = None
@@ -87,6 +88,7 @@ class RaySettings:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES
     stop_grace_s: float = 30.0
+    max_in_flight: int | None = None
 
 
 @dataclass
@@ -148,6 +150,8 @@ class RayExecutor(Executor):
             )
             self.probes = self._probe_nodes(allow_estimates)
             self._capacity = self._fit_count()
+            if settings.max_in_flight is not None:
+                self._capacity = min(self._capacity, settings.max_in_flight)
         except BaseException:
             self._disconnect()
             raise
