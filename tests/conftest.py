@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+# The shared Ray cluster fixtures (Ray itself is imported only when a test uses them).
+pytest_plugins = ["ray_cluster"]
+
 # A stand-in for an external research script: human-readable lines only, a model flag,
 # fixed arguments. Its behaviour is chosen by a fixed argument so tests can make it crash,
 # run out of memory, hang (with a child in its process group) or print no metrics.

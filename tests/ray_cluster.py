@@ -14,12 +14,6 @@ from typing import Any
 
 import pytest
 
-if os.environ.get("CI"):
-    import ray  # CI installs the 'ray' extra (make install): a missing Ray must fail there
-else:
-    ray = pytest.importorskip("ray", reason="the Ray tests need: pip install -e '.[ray]'")
-from ray.cluster_utils import Cluster  # noqa: E402
-
 # Generous on a loaded 2-core machine: a raylet can take several seconds to come up.
 NODE_TIMEOUT_S = 120
 FAKE_GPUS = {"node_a": 0, "node_b": 1}
@@ -63,8 +57,19 @@ class RayCluster:
         return str(self.nodes[name].node_id)
 
 
+def _import_ray() -> Any:
+    if os.environ.get("CI"):
+        import ray  # CI installs the 'ray' extra (make install): a missing Ray must fail there
+
+        return ray
+    return pytest.importorskip("ray", reason="the Ray tests need: pip install -e '.[ray]'")
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[RayCluster]:
+    ray = _import_ray()
+    from ray.cluster_utils import Cluster
+
     # Worker processes inherit this environment: they must import the hyperjoule under test.
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     cluster = Cluster(
