@@ -151,8 +151,19 @@ def pareto(
     fmt: Annotated[FrontFormat, typer.Option("--format", help="Output format.")] = (
         FrontFormat.table
     ),
+    search: Annotated[
+        bool,
+        typer.Option(
+            "--search",
+            help="The fronts search experiments found over their own objectives, with "
+            "hypervolume over trials and random mutation of the same target beside them.",
+        ),
+    ] = False,
 ) -> None:
     """List the runs on each target/model's Pareto front of energy against each metric."""
+    if search:
+        _search_fronts(results_dir, study, fmt.value)
+        return
     from hyperjoule._render_fronts import print_fronts
     from hyperjoule.report import load_tables
     from hyperjoule.report._fronts import pareto_fronts
@@ -160,6 +171,16 @@ def pareto(
     tables = load_tables(results_dir, study)
     fronts = pareto_fronts(tables.runs, tables.goals, metric=metric, figure=energy.value)
     print_fronts(fronts, fmt.value)
+
+
+def _search_fronts(results_dir: Path, study: str | None, fmt: str) -> None:
+    from hyperjoule._render_search import print_search_fronts
+    from hyperjoule.report._search import search_fronts
+    from hyperjoule.storage import ResultsStore
+
+    with ResultsStore(results_dir, create=False) as store:
+        records = list(store.iter_runs())
+    print_search_fronts(search_fronts(records, study), fmt)
 
 
 def register(app: typer.Typer) -> None:

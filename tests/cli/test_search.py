@@ -230,3 +230,47 @@ def test_bad_search_input_is_refused_before_anything_is_written(
     assert expected in err, err
     assert "Traceback" not in err
     assert not project.results.exists()
+
+
+def test_pareto_shows_the_front_found_beside_random_mutation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    project = SearchProject(tmp_path)
+    mutation = project.write_study(
+        [{"target": "synth", "mode": "mutation", "mutate": "all", "runs": 5}], name="m"
+    )
+    assert _run(project, mutation) == 0
+    search = project.write_study(
+        [search_experiment(trials=5, constraints={"test_accuracy": ">= 0.3"})], name="s"
+    )
+    assert _run(project, search) == 0
+    capsys.readouterr()
+    args = ["pareto", "--search", "--results-dir", str(project.results)]
+    assert main([*args, "--format", "json"]) == 0
+    fronts = json.loads(capsys.readouterr().out)
+    assert len(fronts) == 1
+    front = fronts[0]
+    assert front["study"] == "s" and front["trials"] == 5 and front["sampler"] == "tpe"
+    assert front["estimated"] == any(
+        row["methods"]["energy_j"] == "estimated" for row in front["front"]
+    )
+    records = {r.run_id: r for r in _records(project, "s")}
+    points = [
+        (r.energy.total_j, r.metrics["test_accuracy"])
+        for r in records.values()
+        if r.status is RunStatus.SUCCEEDED and r.metrics["test_accuracy"] >= 0.3
+    ]
+    assert front["front"], "no feasible trial on the front"
+    for row in front["front"]:
+        e, acc = row["values"]["energy_j"], row["values"]["test_accuracy"]
+        assert acc >= 0.3
+        assert not any(pe <= e and pa >= acc and (pe < e or pa > acc) for pe, pa in points)
+    curve = front["hypervolume"]
+    assert len(curve) == 5 and all(b >= a for a, b in zip(curve, curve[1:], strict=False))
+    assert front["random"]["studies"] == ["m"] and front["random"]["runs"] == 5
+    assert len(front["random"]["hypervolume"]) == 5
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "search s experiments.0" in out and "random mutation of the same target (m)" in out

@@ -42,8 +42,7 @@ def declared_metrics(target: Target) -> list[str]:
 
 def _metric_goal(target: Target, name: str) -> str | None:
     spec = target.metrics.get(name)
-    goal = getattr(spec, "goal", None) if spec is not None else None
-    return str(goal) if goal is not None else None
+    return spec.goal if spec is not None else None
 
 
 def resolve_objectives(exp: SearchExperiment, target: Target) -> list[Objective]:

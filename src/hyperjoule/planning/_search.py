@@ -193,9 +193,8 @@ class SearchProposer:
             if obj.name == prune.metric:
                 return obj.direction
         spec = self.setup.target_config.metrics.get(prune.metric)
-        goal = getattr(spec, "goal", None) if spec is not None else None
-        if goal is not None:
-            return str(goal)
+        if spec is not None and spec.goal is not None:
+            return spec.goal
         # A validation metric prints like the test metric it predicts: accuracy-like
         # unless its name says loss or error.
         lower = any(w in prune.metric.lower() for w in ("loss", "error", "perplexity"))
