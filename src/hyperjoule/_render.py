@@ -212,6 +212,16 @@ def spending_line(records: list[RunRecord]) -> str:
     )
 
 
+def _goal_text(target: Target, metric: str) -> str:
+    """``minimize``, or ``maximize, guessed`` when the target declares no goal for it."""
+    from hyperjoule.report._goals import guess_maximize
+
+    spec = target.metrics.get(metric)
+    if spec is not None and spec.goal is not None:
+        return spec.goal
+    return ("maximize" if guess_maximize(metric) else "minimize") + ", guessed"
+
+
 def guessed_goals(loaded: LoadedStudy, targets: list[str]) -> list[str]:
     """``name (minimize)`` for each metric of ``targets`` without a declared goal, once."""
     from hyperjoule.report._goals import guess_maximize
@@ -367,4 +377,5 @@ def print_targets(targets: dict[str, Target]) -> None:
         console.print(table)
         metrics = sorted(set(target.metrics) | set(target.required_metrics))
         required = ", ".join(target.required_metrics) or "none"
-        console.print(f"  metrics: {', '.join(metrics) or '-'} (required: {required})")
+        shown = [f"{m} ({_goal_text(target, m)})" for m in metrics]
+        console.print(f"  metrics: {', '.join(shown) or '-'} (required: {required})")
