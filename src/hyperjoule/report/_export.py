@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from hyperjoule.errors import StorageError
 from hyperjoule.report._frame import apply_schema_dtypes, hp_columns, load_runs, typed_hp_series
 from hyperjoule.report._summary import ReportError
+from hyperjoule.storage import refuse_results_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -115,10 +116,12 @@ def export_runs(
     """Export the runs of a results directory; returns the number of rows written.
 
     Raises:
-        StorageError: No database, no runs, unknown study, or the file cannot be written.
+        StorageError: No database, no runs, unknown study, ``path`` is a results file
+            (the database, a run directory's file), or it cannot be written.
         ReportError: Unknown format.
     """
     _check_format(fmt)
+    refuse_results_file(path, results_dir)
     runs = load_runs(results_dir, study)
     write_runs(runs, path, fmt)
     logger.info("exported %d runs to %s", len(runs), path)

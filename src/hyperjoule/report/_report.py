@@ -35,6 +35,7 @@ from hyperjoule.report._summary import (
     parse_target_metric,
 )
 from hyperjoule.report._timeline import find_timeline, read_timeline
+from hyperjoule.storage import refuse_results_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -148,10 +149,12 @@ def write_report(
         timeline_run: Run whose GPU timeline to show; None: the newest run that has one.
 
     Raises:
-        StorageError: No database, no runs, unknown study, or the file cannot be written.
+        StorageError: No database, no runs, unknown study, ``output`` is a results file
+            (the database, a run directory's file), or it cannot be written.
         ReportError: Bad ``target_metric`` or ``timeline_run``.
     """
     results = Path(results_dir)
+    refuse_results_file(output, results)
     start_s = time.perf_counter()
     # Workers start first: they import matplotlib while this process reads the runs.
     with FigurePool(default_workers(count_runs(results, study))) as pool:

@@ -25,6 +25,7 @@ from hyperjoule.storage._layout import (
     write_run_json,
 )
 from hyperjoule.storage._lock import LOCK_FILENAME, StudyBusyError, StudyLock
+from hyperjoule.storage._protect import refuse_results_file
 from hyperjoule.storage._schema import DB_FILENAME, MIGRATIONS, SCHEMA_VERSION
 from hyperjoule.storage._summary import (
     ENERGY_COLUMNS,
@@ -37,6 +38,7 @@ from hyperjoule.storage._summary import (
 )
 
 __all__ = [
+    "refuse_results_file",
     "DB_FILENAME",
     "ENERGY_COLUMNS",
     "LEADING_COLUMNS",
