@@ -81,6 +81,7 @@ def test_fixed_target_is_reported_and_its_failures_rerun(
     out = capsys.readouterr().out
     changed = [line for line in out.splitlines() if line.startswith("changed")]
     assert len(changed) == 1 and "target lm" in changed[0] and "script main.py" in changed[0]
+    assert "since 2 of its 2 finished run(s)" in changed[0]
 
     # Without --rerun the failed slot stays finished; the change is still reported.
     assert main(["run", *args]) == 0
@@ -98,6 +99,12 @@ def test_fixed_target_is_reported_and_its_failures_rerun(
     assert rerun["rerun_of"] == failed["run_id"]
     assert main(["run", *args, "--rerun", "failed"]) == 0  # the slot's result succeeded now
     assert len(_records(results)) == 3
+    # The rerun measured the fixed script; only the other slot's result is from before.
+    capsys.readouterr()
+    assert main(["plan", *args]) == 0
+    assert "changed: target lm changed since 1 of its 2 finished run(s)" in (
+        capsys.readouterr().out
+    )
 
 
 def test_changed_args_are_reported_once_per_target(

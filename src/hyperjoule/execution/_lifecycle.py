@@ -63,34 +63,40 @@ def slot_results(records: Iterable[RunRecord]) -> dict[tuple[str, str], RunRecor
 def target_changes(
     targets: Mapping[str, Target], used: Iterable[str], records: list[RunRecord]
 ) -> list[str]:
-    """One line per used target whose definition or code changed since its last record.
+    """One line per used target whose definition or code differs from its slots' results.
+
+    Only each slot's result counts (a record replaced by ``--rerun`` is history), so a
+    target fixed and rerun is no longer reported.
 
     Args:
         targets: The study's targets as they are now.
         used: Names of the targets the study uses.
         records: The study's records, oldest first.
     """
-    last: dict[str, RunRecord] = {}
-    for earlier in records:
-        if earlier.provenance.get("target_fingerprint"):
-            last[earlier.target] = earlier
+    results = list(slot_results(records).values())
     lines: list[str] = []
     for name in used:
-        record = last.get(name)
-        if record is None:
+        own = [r for r in results if r.target == name]
+        if not own:
             continue
-        then = TargetFingerprint.from_dict(record.provenance["target_fingerprint"])
-        changed = target_fingerprint(targets[name]).changes_since(then)
-        then_commit = (record.provenance.get("target_code") or {}).get("git_commit")
-        now_commit = collect_target_version(targets[name].workdir).get("git_commit")
-        if then_commit != now_commit:
-            changed.append("git commit")
-        if not changed:
-            continue
-        runs = sum(1 for r in records if r.target == name and r.status.finished)
-        lines.append(
-            f"target {name} changed since this study's runs were recorded ({', '.join(changed)}); "
-            f"its {runs} finished run(s) measured the earlier version and count as done "
-            "(--rerun failed,... runs chosen ones again)"
-        )
+        now = target_fingerprint(targets[name])
+        commit = collect_target_version(targets[name].workdir).get("git_commit")
+        changed: list[str] = []
+        stale = 0
+        for record in own:
+            saved = record.provenance.get("target_fingerprint")
+            if not saved:
+                continue  # recorded before fingerprints existed (or imported): unknown
+            diff = now.changes_since(TargetFingerprint.from_dict(saved))
+            if (record.provenance.get("target_code") or {}).get("git_commit") != commit:
+                diff.append("git commit")
+            if diff:
+                stale += 1
+                changed += [d for d in diff if d not in changed]
+        if stale:
+            lines.append(
+                f"target {name} changed since {stale} of its {len(own)} finished run(s) in "
+                f"this study ({', '.join(changed)}); they count as done: "
+                "--rerun failed,... runs the slots with those statuses again"
+            )
     return lines
