@@ -365,6 +365,7 @@ class RunRecord:
     search: dict[str, Any] | None = None
     """Search trials: sampler, objectives and their values, constraint verdict,
     intermediate metrics (``{"intermediate": [{"epoch": 1, "val_accuracy": 0.8}, ...]}``)."""
+    escaped_processes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def attempts_energy(self) -> AttemptsEnergy:

@@ -36,7 +36,15 @@ SCRIPT = textwrap.dedent(
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--fill-mib", type=int, default=0)
+    p.add_argument("--daemon", type=int, default=0)
     a = p.parse_args()
+    if a.daemon and os.fork() == 0:  # a daemon: double fork, setsid, outlives the script
+        os.setsid()
+        if os.fork() == 0:
+            with open(os.path.join(os.environ["PIDS_DIR"], f"d{os.getpid()}.daemon"), "w") as f:
+                f.write(str(os.getpid()))
+            time.sleep(600)
+        os._exit(0)
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     with open(os.path.join(os.environ["PIDS_DIR"], f"{os.getpid()}.pids"), "w") as f:
         f.write(f"{os.getpid()} {worker.pid}")
@@ -71,6 +79,7 @@ class Lab:
                 "seed": {"flag": "--seed", "type": "int", "default": 0, "range": [0, 999]},
                 "seconds": {"flag": "--seconds", "type": "float", "default": seconds},
                 "fill_mib": {"flag": "--fill-mib", "type": "int", "default": 0},
+                "daemon": {"flag": "--daemon", "type": "int", "default": 0},
             },
             "metrics": {"accuracy": {"regex": r"Final accuracy=([0-9.]+)"}},
             "required_metrics": ["accuracy"],
@@ -106,7 +115,7 @@ class Lab:
 
     def training_pids(self) -> list[int]:
         pids: list[int] = []
-        for path in self.pids.glob("*.pids"):
+        for path in [*self.pids.glob("*.pids"), *self.pids.glob("*.daemon")]:
             with contextlib.suppress(ValueError):
                 pids += [int(p) for p in path.read_text().split()]
         return pids
@@ -375,6 +384,37 @@ def test_sighup_stops_like_sigterm(tmp_path: Path) -> None:
             records = list(store.iter_runs(study="crash"))
         assert [r.status for r in records] == [RunStatus.INTERRUPTED]
         assert records[0].duration_s is not None and records[0].attempts == 1
+    finally:
+        for pid in lab.training_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_daemons_are_killed_at_run_end_and_after_sigkill_of_the_runner(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "lab", runs=1, seconds=0.3)
+    targets = yaml.safe_load((lab.root / "targets.yaml").read_text())
+    targets["targets"]["job"]["hyperparameters"]["daemon"]["default"] = 1
+    (lab.root / "targets.yaml").write_text(yaml.safe_dump(targets))
+    try:
+        # Run end: the daemon is killed and reported in the record.
+        proc = lab.start(lab.study("daemons"))
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+        _assert_no_orphans(lab)
+        with ResultsStore(lab.results, create=False) as store:
+            (record,) = store.iter_runs(study="daemons")
+        daemon = int(next(lab.pids.glob("*.daemon")).read_text())
+        assert [e["pid"] for e in record.escaped_processes] == [daemon]
+        assert record.escaped_processes[0]["found_by"] in ("run_token", "reparented")
+        # SIGKILL of the runner: the watchdog finds the daemon by the runner's token.
+        for path in lab.pids.iterdir():
+            path.unlink()
+        targets["targets"]["job"]["hyperparameters"]["seconds"]["default"] = 30.0
+        (lab.root / "targets.yaml").write_text(yaml.safe_dump(targets))
+        proc = lab.start(lab.study("crash"))
+        _wait_for(lambda: len(list(lab.pids.glob("*.daemon"))) >= 1)
+        _kill(proc)
+        _assert_no_orphans(lab)
     finally:
         for pid in lab.training_pids():
             with contextlib.suppress(ProcessLookupError):

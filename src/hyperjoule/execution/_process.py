@@ -23,6 +23,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hyperjoule.execution._proctree import (
+    RUN_TOKEN_ENV,
+    EscapedProcess,
+    children_now,
+    end_leftovers,
+    escape_watch,
+    forget_child,
+    launching,
+    new_run_token,
+    register_child,
+)
+
 __all__ = ["ProcessResult", "kill_process_group", "run_process"]
 
 logger = logging.getLogger(__name__)
@@ -47,6 +59,11 @@ class ProcessResult:
         pid: Process id (and process group id) of the child; 0 when it never started.
         stopped_early: True when hyperjoule killed it because ``should_stop`` said so
             (a search pruned it).
+        escaped: Processes of the run still alive after its process ended (daemons that
+            left its session, leftovers of its group); all were killed.
+        leftover_cpu_time_s: CPU time of the processes left behind, in seconds
+            (included in ``cpu_time_s``).
+        escape_watch: How left-behind processes were looked for.
     """
 
     exit_code: int | None
@@ -59,6 +76,9 @@ class ProcessResult:
     log_path: Path
     pid: int = 0
     stopped_early: bool = False
+    escaped: tuple[EscapedProcess, ...] = ()
+    leftover_cpu_time_s: float = 0.0
+    escape_watch: str = ""
 
 
 def _load_libc() -> ctypes.CDLL | None:
@@ -118,6 +138,7 @@ def run_process(
     on_start: Callable[[int], None] | None = None,
     poll_interval_s: float = 0.05,
     should_stop: Callable[[], bool] | None = None,
+    run_token: str | None = None,
 ) -> ProcessResult:
     """Run ``argv`` in its own process group with output streamed to ``log_path``.
 
@@ -133,25 +154,31 @@ def run_process(
         poll_interval_s: How often the timeout and the stop event are checked.
         should_stop: Polled as often; when it returns True the group is killed and the
             result marked ``stopped_early`` (a pruned search trial).
+        run_token: Put in the child's environment as ``HYPERJOULE_RUN_TOKEN`` to find
+            its descendants later, even daemons; a new one by default.
 
     Returns:
         The outcome. A program that cannot be started is reported as exit code 127
         with the reason written to the log, like a shell would.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    token = run_token or new_run_token()
+    known = children_now()
     start = time.monotonic()
     with open(log_path, "wb", buffering=0) as log:
         try:
-            proc = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_set_pdeathsig if _LIBC is not None else None,
-            )
+            with launching():
+                proc = subprocess.Popen(
+                    list(argv),
+                    cwd=cwd,
+                    env={**env, RUN_TOKEN_ENV: token},
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_set_pdeathsig if _LIBC is not None else None,
+                )
+                register_child(proc.pid, locked=True)
         except OSError as e:
             log.write(f"hyperjoule: cannot start {argv[0]!r}: {e}\n".encode())
             return ProcessResult(127, None, False, False, 0.0, None, None, log_path)
@@ -184,9 +211,19 @@ def run_process(
                 _kill_in_background(proc.pid, grace_s)
             time.sleep(poll_interval_s)
         duration_s = time.monotonic() - start
+        forget_child(proc.pid)
         # Children the script left behind (daemons, detached workers) die with the run.
         if _group_alive(proc.pid):
             kill_process_group(proc.pid, grace_s=min(grace_s, 1.0))
+        left = end_leftovers(proc.pid, token, grace_s=min(grace_s, 1.0), known=known)
+        for gone in left.escaped:
+            logger.warning(
+                "run process %d left %s (pid %d, found by %s) behind: killed",
+                proc.pid,
+                gone.name,
+                gone.pid,
+                gone.found_by,
+            )
         proc.returncode = os.waitstatus_to_exitcode(status)
     exit_code: int | None = None
     sig: int | None = None
@@ -194,7 +231,9 @@ def run_process(
         sig = os.WTERMSIG(status)
     else:
         exit_code = os.WEXITSTATUS(status)
-    cpu_time_s = rusage.ru_utime + rusage.ru_stime if rusage is not None else None
+    cpu_time_s = None
+    if rusage is not None:
+        cpu_time_s = rusage.ru_utime + rusage.ru_stime + left.cpu_time_s
     # ru_maxrss is in KiB on Linux.
     max_rss = int(rusage.ru_maxrss) * 1024 if rusage is not None else None
     return ProcessResult(
@@ -208,6 +247,9 @@ def run_process(
         log_path,
         proc.pid,
         stopped_early,
+        escaped=left.escaped,
+        leftover_cpu_time_s=left.cpu_time_s,
+        escape_watch=escape_watch(),
     )
 
 

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
+from hyperjoule.execution._proctree import RUNNER_TOKEN
+
 __all__ = ["GroupReaper"]
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,9 @@ class GroupReaper:
             # Runs still stop on timeout and Ctrl-C; only a SIGKILLed runner could orphan.
             logger.warning("cannot start the orphan watchdog (%s); continuing without it", e)
             self._proc = None
+            return
+        # Daemons that leave their group carry this runner's token in their environment.
+        self._send(f"@{RUNNER_TOKEN}")
 
     def _send(self, line: str) -> None:
         if self._proc is None or self._proc.stdin is None:

@@ -32,6 +32,7 @@ from hyperjoule.execution._guards import (
 )
 from hyperjoule.execution._metering import MeterPool, run_environ
 from hyperjoule.execution._plan_state import PlanState, load_plan_state
+from hyperjoule.execution._proctree import child_subreaper
 from hyperjoule.execution._reaper import GroupReaper
 from hyperjoule.execution._search_loop import SearchCounter, build_proposer, run_search
 from hyperjoule.execution._session import RunObserver, SessionContext
@@ -162,6 +163,8 @@ def run_study(
         # Released in reverse: meters, database, knobs restored, watchdog, lock last.
         resources.enter_context(StudyLock(results_dir, loaded.name))
         reaper = resources.enter_context(GroupReaper())
+        # Orphaned descendants of runs come to us, not init: daemons are found and reaped.
+        resources.enter_context(child_subreaper())
         knobs.reaper = reaper
         resources.enter_context(knobs)
         store = resources.enter_context(ResultsStore(results_dir))

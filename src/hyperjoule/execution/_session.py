@@ -335,6 +335,7 @@ class SessionContext:
         record.duration_s = result.duration_s
         record.cpu_time_s = result.cpu_time_s
         record.metrics = dict(extracted.values)
+        record.escaped_processes += [{**e.to_dict(), "attempt": attempt} for e in result.escaped]
         record.energy = energy
         record.power = power
         record.attempt_log.append(
@@ -353,6 +354,9 @@ class SessionContext:
                 "metrics_problems": list(extracted.problems),
                 "energy_files": sorted({f for r in readings for f in r.files}),
                 "log": log_path.name,
+                "escaped_processes": [e.to_dict() for e in result.escaped],
+                "leftover_cpu_time_s": result.leftover_cpu_time_s,
+                "escape_watch": result.escape_watch,
                 "background_effective": (
                     record.background["effective"] if bg is not None and record.background else None
                 ),
