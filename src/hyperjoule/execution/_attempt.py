@@ -198,6 +198,7 @@ def execute(
         background=background,
         log=log_name,
         files=run_files(run_dir),
+        escaped_processes=[e.to_dict() for e in result.escaped],
     )
 
 

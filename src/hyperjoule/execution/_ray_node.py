@@ -32,6 +32,7 @@ from typing import Any
 from hyperjoule.devices import NodeDevices
 from hyperjoule.execution._attempt import execute
 from hyperjoule.execution._cooldown import DeviceCooldown
+from hyperjoule.execution._proctree import child_subreaper
 from hyperjoule.execution._ray_files import (
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_TOTAL_BYTES,
@@ -179,7 +180,8 @@ def run_attempt_on_node(task: RunTask, options: NodeOptions) -> Iterator[object]
     stop_path = stop_file(task.run_id, task.attempt)
     devices = NodeDevices(options.meter_config)
     try:
-        with GroupReaper() as reaper:
+        # Subreaper: daemons an attempt leaves behind come to this worker, not init.
+        with GroupReaper() as reaper, child_subreaper():
 
             def attempt() -> None:
                 try:

@@ -110,6 +110,8 @@ class AttemptResult:
         files: Every file the attempt wrote, relative to the run directory (what a remote
             executor must bring back).
         executor: Where the attempt ran.
+        escaped_processes: Processes of the attempt that outlived its process (daemons
+            that left its session) and were killed: pid, name, found_by, CPU time.
         cooldown_before: The pause the executor made on the attempt's devices before it
             started (``kind``, ``waited_s``, ...), or None.
     """
@@ -136,6 +138,7 @@ class AttemptResult:
     files: list[str] = field(default_factory=list)
     executor: ExecutorInfo | None = None
     cooldown_before: dict[str, Any] | None = None
+    escaped_processes: list[dict[str, Any]] = field(default_factory=list)
 
     def log_entry(self) -> dict[str, Any]:
         """This attempt's entry in the record's ``attempt_log`` (JSON-ready)."""
@@ -158,6 +161,7 @@ class AttemptResult:
                 self.background.effective if self.background is not None else None
             ),
             "executor": self.executor.to_dict() if self.executor is not None else None,
+            "escaped_processes": list(self.escaped_processes),
         }
 
     @classmethod
