@@ -20,7 +20,7 @@ from hyperjoule.config import (
     load_targets,
 )
 from hyperjoule.errors import ConfigError, HyperjouleError
-from hyperjoule.execution import load_plan_state
+from hyperjoule.execution import build_argv, load_plan_state
 from hyperjoule.legacy import LEGACY_COOLDOWN_S, convert_legacy
 from hyperjoule.legacy._registry import _command
 
@@ -512,3 +512,14 @@ def test_legacy_root_is_found_one_level_above_config(lab: Path) -> None:
         load_targets(lab / "out" / "targets.yaml")["examples"].workdir
         == (lab / "repos" / "examples").resolve()
     )
+
+
+def test_braces_in_old_arguments_stay_literal(lab: Path) -> None:
+    registry = lab / "config" / "models_config.json"
+    data = json.loads(registry.read_text())
+    data["models"]["MRT-OAST"]["required_args"] += " --opts '{\"k\": 1}'"
+    registry.write_text(json.dumps(data))
+    out, _ = _convert(lab)
+    mrt = load_targets(out / "targets.yaml")["MRT-OAST"]  # loads: no unknown placeholder
+    argv = build_argv(mrt, None, {"epochs": 10, "dropout": 0.2})
+    assert argv[argv.index("--opts") + 1] == '{"k": 1}'

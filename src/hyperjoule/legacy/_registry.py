@@ -317,7 +317,8 @@ def convert_registry(
         entry.update(model_data)
         args = _split_args(spec.get("required_args") or [], path, f"{where}.required_args")
         if args:
-            entry["args"] = args
+            # Old arguments are literal: braces in them are not hyperjoule placeholders.
+            entry["args"] = [a.replace("{", "{{").replace("}", "}}") for a in args]
         entry, omitted = _with_hyperparameters(entry, spec, path, where, warnings)
         metrics = _metrics(
             spec.get("performance_metrics") or {}, path, where + ".performance_metrics", warnings
