@@ -60,7 +60,7 @@ class _InFlight:
     trial: Any  # optuna.Trial
     prune_trial: Any | None
     pruned_at: int | None = None
-    reported: set[int] = field(default_factory=set)
+    reported: dict[int, float] = field(default_factory=dict)
 
 
 def _constraints_of(trial: Any) -> list[float]:
@@ -227,7 +227,7 @@ class SearchProposer:
             final, _ = figure_value(record, self.setup.prune.metric)  # type: ignore[union-attr]
             if final is None and steps:
                 final = steps[max(steps)]
-            complete = final is not None and record.status is not RunStatus.PRUNED
+            complete = final is not None and record.status is RunStatus.SUCCEEDED
             self.prune_study.add_trial(
                 self._optuna.trial.create_trial(
                     state=self._optuna.trial.TrialState.COMPLETE
@@ -341,7 +341,7 @@ class SearchProposer:
                 return False
             if step in entry.reported:
                 return False  # Optuna keeps the first value reported for a step
-            entry.reported.add(step)
+            entry.reported[step] = value
             entry.prune_trial.report(value, step)
             if step < prune.min_epochs or not entry.prune_trial.should_prune():
                 return False
@@ -367,7 +367,9 @@ class SearchProposer:
             self.study.tell(entry.trial, values, state=state)
             if entry.prune_trial is not None:
                 final, _ = figure_value(record, self.setup.prune.metric)  # type: ignore[union-attr]
-                if state == states.PRUNED or final is None:
+                if final is None and entry.reported:
+                    final = entry.reported[max(entry.reported)]  # the last value printed
+                if state != states.COMPLETE or final is None:
                     self.prune_study.tell(entry.prune_trial, state=states.PRUNED)
                 else:
                     self.prune_study.tell(entry.prune_trial, final)
