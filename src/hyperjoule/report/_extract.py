@@ -19,6 +19,7 @@ from typing import Any
 from hyperjoule.errors import StorageError
 from hyperjoule.records import ENERGY_COMPONENTS
 from hyperjoule.report._schema import LEADING_COLUMNS, POWER_COLUMNS
+from hyperjoule.storage._schema import connect_readonly
 
 __all__ = [
     "ATTEMPT_FIELDS",
@@ -134,7 +135,7 @@ def check_study(path: Path, study: str | None) -> None:
         StorageError: It holds none, or none of ``study`` (the message names the others).
     """
     try:
-        conn = sqlite3.connect(path, isolation_level=None)
+        conn = connect_readonly(path)
         try:
             rows = conn.execute("SELECT DISTINCT study FROM runs ORDER BY study").fetchall()
         finally:
@@ -187,7 +188,7 @@ def from_database(path: Path, study: str | None, part: int = 0, parts: int = 1) 
         StorageError: The database cannot be read.
     """
     try:
-        conn = sqlite3.connect(path, isolation_level=None)
+        conn = connect_readonly(path)
     except sqlite3.Error as e:
         raise StorageError(f"{path}: cannot open results database: {e}") from e
     rows: list[list[Any]] = []

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hyperjoule._text import encodable, safe_text
+from hyperjoule.errors import StorageError
 from hyperjoule.metrics._bounds import MAX_METRICS, MAX_NAME_CHARS
 from hyperjoule.records import ENERGY_COMPONENTS
 from hyperjoule.report._extract import (
@@ -46,6 +47,7 @@ from hyperjoule.report._schema import (
     ordered_columns,
     typed_hp_series,
 )
+from hyperjoule.storage._schema import connect_readonly
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -294,13 +296,13 @@ def count_runs(results_dir: Path | str, study: str | None = None) -> int:
     if not path.is_file():
         return 0
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = connect_readonly(path)
         try:
             sql = "SELECT count(*) FROM runs" + (" WHERE study = ?" if study else "")
             row = conn.execute(sql, (study,) if study else ()).fetchone()
         finally:
             conn.close()
-    except sqlite3.Error:
+    except (sqlite3.Error, StorageError):
         return 0  # load_tables reports the problem properly
     return int(row[0])
 

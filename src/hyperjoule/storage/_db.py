@@ -21,7 +21,14 @@ from typing import Any
 from hyperjoule.errors import StorageError
 from hyperjoule.records import RunRecord, RunSpec, RunStatus
 from hyperjoule.storage._layout import new_session_id, record_to_json, utc_timestamp
-from hyperjoule.storage._schema import DB_FILENAME, RUN_COLUMNS, open_database, run_row
+from hyperjoule.storage._schema import (
+    DB_FILENAME,
+    RUN_COLUMNS,
+    open_database,
+    open_database_readonly,
+    run_row,
+    writable,
+)
 
 __all__ = ["STALE_RUN_ERROR", "ResultsStore"]
 
@@ -49,7 +56,8 @@ class ResultsStore:
     Args:
         results_dir: The results directory.
         create: Create the directory and database when missing; with False a missing
-            database is an error (commands that only read).
+            database is an error (commands that only read), and a database this process
+            cannot write is opened read-only (``read_only`` is then True).
 
     Raises:
         StorageError: The database is missing (``create=False``), damaged, not SQLite,
@@ -71,7 +79,12 @@ class ResultsStore:
                 raise StorageError(
                     f"{self.results_dir}: cannot create results directory: {e}"
                 ) from e
-        self._conn = open_database(self.path)
+        # Reading commands work on archives too: a read-only mount or directory.
+        self.read_only = not create and not writable(self.path)
+        if self.read_only:
+            self._conn = open_database_readonly(self.path)
+        else:
+            self._conn = open_database(self.path)
         self._held = False  # inside a reserve() block: writes join its transaction
 
     # -- plumbing --------------------------------------------------------------------------

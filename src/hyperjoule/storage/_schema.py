@@ -8,6 +8,7 @@ written by a newer hyperjoule is refused rather than guessed at.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -152,6 +153,72 @@ def open_database(path: Path) -> sqlite3.Connection:
     try:
         _configure(conn, path)
         _migrate(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def writable(path: Path) -> bool:
+    """Whether ``path`` (the database) and its directory (WAL and SHM files) are writable.
+
+    ``os.access`` also says False on a read-only mount, for root too.
+    """
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """Open a results database for reading only, also on a read-only mount or directory.
+
+    Reading a WAL database needs its ``-shm`` file; where it cannot be created the
+    database is opened ``immutable`` (nothing can be writing it there anyway).
+
+    Raises:
+        StorageError: The file is not a usable SQLite database.
+    """
+    queries = ["mode=ro"] if writable(path) else ["mode=ro", "mode=ro&immutable=1"]
+    error: sqlite3.Error | None = None
+    for query in queries:
+        try:
+            conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?{query}",
+                uri=True,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+            )
+        except sqlite3.Error as e:
+            error = e
+            continue
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as e:
+            conn.close()
+            error = e
+            continue
+        return conn
+    raise StorageError(
+        f"{path}: not a usable SQLite database ({error}); move the file away "
+        "or pass another --results-dir"
+    )
+
+
+def open_database_readonly(path: Path) -> sqlite3.Connection:
+    """Open a results database that this process cannot write, for reading.
+
+    Raises:
+        StorageError: Not a usable hyperjoule database, or one of an older schema (which
+            needs a writable copy to be upgraded), or of a newer one.
+    """
+    conn = connect_readonly(path)
+    try:
+        version = _read_version(conn, path)
+        if version > SCHEMA_VERSION:
+            raise _too_new(path, version)
+        if version < SCHEMA_VERSION:
+            raise StorageError(
+                f"{path}: schema version {version} needs an upgrade, which this read-only "
+                "location does not allow; copy the results directory somewhere writable"
+            )
     except BaseException:
         conn.close()
         raise
