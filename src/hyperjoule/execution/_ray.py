@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from hyperjoule._imports import import_optional
+from hyperjoule.config import ExecutorConfig
+from hyperjoule.devices import NodeDevices
 from hyperjoule.errors import ExecutorError, PreflightError
 from hyperjoule.execution._executor import Executor
 from hyperjoule.execution._ray_files import (
@@ -48,9 +50,10 @@ from hyperjoule.execution._ray_node import (
 )
 from hyperjoule.execution._result import AttemptResult, ExecutorInfo
 from hyperjoule.execution._task import RunTask
-from hyperjoule.meters import MeterConfig
+from hyperjoule.execution._tracking import GroupTracker
+from hyperjoule.meters import Baseline, MeterConfig
 
-__all__ = ["RayExecutor", "RaySettings"]
+__all__ = ["RayExecutor", "RaySettings", "create_ray_executor"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +108,8 @@ class RayExecutor(Executor):
 
     Args:
         settings: Address and per-run resources.
-        results_dir: The coordinator's results directory (nodes that see it write in place).
+        results_dir: The coordinator's results directory (nodes that see it write in
+            place); None only with ``shared_results_dir=False``.
         meter_config: Meter settings every node uses for its own meters.
         allow_estimates: Accept nodes whose CPU figure can only be estimated.
 
@@ -121,7 +125,7 @@ class RayExecutor(Executor):
         self,
         settings: RaySettings,
         *,
-        results_dir: Path,
+        results_dir: Path | None,
         meter_config: MeterConfig | None = None,
         allow_estimates: bool = False,
     ) -> None:
@@ -135,7 +139,7 @@ class RayExecutor(Executor):
         try:
             token = secrets.token_hex(8)
             marker: str | None = None
-            if settings.shared_results_dir is not False:
+            if settings.shared_results_dir is not False and results_dir is not None:
                 self._marker = Path(results_dir).resolve() / f"{_MARKER_PREFIX}{token}"
                 self._marker.write_text(token)
                 marker = str(self._marker)
@@ -382,3 +386,35 @@ class RayExecutor(Executor):
             if entry.thread is not None and entry.thread.is_alive():
                 logger.warning("run %s did not stop in time: force-cancelling", entry.task.run_id)
                 ray.cancel(entry.generator, force=True)
+
+
+def create_ray_executor(
+    config: ExecutorConfig,
+    *,
+    devices: NodeDevices | None = None,
+    tracker: GroupTracker | None = None,
+    baseline: Baseline | None = None,
+    results_dir: Path | None = None,
+    allow_estimates: bool = False,
+) -> RayExecutor:
+    """The Ray executor a study's ``executor: {kind: ray, ...}`` describes.
+
+    ``devices``, ``tracker`` and ``baseline`` belong to the coordinator's machine: each
+    node measures with its own meters and runs its own watchdog, so they are not used.
+
+    Raises:
+        PreflightError: Ray is missing or the cluster cannot be used (see
+            :class:`RayExecutor`).
+    """
+    del devices, tracker, baseline  # the nodes have their own
+    settings = RaySettings(
+        address=config.address,
+        cpus_per_run=config.cpus_per_run if config.cpus_per_run is not None else 1.0,
+        gpus_per_run=config.gpus_per_run,
+        resources=dict(config.resources),
+        shared_results_dir=config.shared_results_dir,
+        max_in_flight=config.jobs,
+    )
+    if results_dir is None:  # nowhere to check sharing: every file travels back
+        settings = replace(settings, shared_results_dir=False)
+    return RayExecutor(settings, results_dir=results_dir, allow_estimates=allow_estimates)
