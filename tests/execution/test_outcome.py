@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,26 @@ def test_failure_reason_escapes_control_characters(tmp_path: Path) -> None:
     )
     assert reason is not None and "\x1b" not in reason and "\x07" not in reason
     assert "\\x1b]0;pwned\\x07" in reason
+
+
+def test_stopped_before_start_launches_nothing(tmp_path: Path) -> None:
+    """Ctrl-C during a background warm-up: the foreground is never launched."""
+    import threading
+
+    from hyperjoule.execution import run_process
+
+    marker = tmp_path / "launched"
+    stop = threading.Event()
+    stop.set()
+    log = tmp_path / "attempt-1.log"
+    result = run_process(
+        [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        log_path=log,
+        stop_event=stop,
+    )
+    time.sleep(0.3)
+    assert result.interrupted and result.pid == 0 and not marker.exists()
+    status, _ = classify_outcome(result, metrics_found=(), required_metrics=(), log_path=log)
+    assert status is RunStatus.INTERRUPTED

@@ -159,13 +159,19 @@ def run_process(
 
     Returns:
         The outcome. A program that cannot be started is reported as exit code 127
-        with the reason written to the log, like a shell would.
+        with the reason written to the log, like a shell would; with ``stop_event``
+        already set nothing is started and the result is ``interrupted``.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     token = run_token or new_run_token()
     known = children_now()
     start = time.monotonic()
     with open(log_path, "wb", buffering=0) as log:
+        if stop_event is not None and stop_event.is_set():
+            # Stopped while waiting to start (e.g. Ctrl-C during a background warm-up):
+            # nothing is launched, and the attempt is interrupted, not run.
+            log.write(b"hyperjoule: not started: the study was being stopped\n")
+            return ProcessResult(None, None, False, True, 0.0, None, None, log_path)
         try:
             with launching():
                 proc = subprocess.Popen(
