@@ -33,6 +33,7 @@ HOSTILE_SCRIPT = textwrap.dedent(
             f.write('{"\\udfff": 3, "from_file": 4}')
     elif case == "escape":
         line('{"\\u001b]0;pwned\\u0007title": 1, "\\u001b[2J": 2, "ok": 3}')
+        line('{"<script>alert(1)</script>": 4, "[bold red]markup[/]": 5}')
     elif case == "digits":
         line('{"a": ' + "9" * 5000 + "}")
         line('{"b": ' + "9" * 400 + "}")
@@ -123,7 +124,12 @@ def test_bad_names_and_numbers_are_problems(hostile_results: tuple[Project, int]
     assert surrogate.metrics["good"] == 2 and surrogate.metrics["from_file"] == 4
     assert sum("unprintable" in p for p in _problems(surrogate)) == 2
     escape = records["escape"]
-    assert set(escape.metrics) == {"ok", "test_accuracy"}
+    assert set(escape.metrics) == {
+        "ok",
+        "test_accuracy",
+        "<script>alert(1)</script>",
+        "[bold red]markup[/]",
+    }
     assert all("\x1b" not in p for p in _problems(escape))
     digits = records["digits"]
     assert not {"a", "b", "c", "d", "e", "f"} & set(digits.metrics)
@@ -166,7 +172,8 @@ def test_reports_and_exports_read_the_hostile_results(
         == 0
     )
     assert main(["report", "--results-dir", results, "-o", str(tmp_path / "r.html")]) == 0
-    assert (tmp_path / "r.html").stat().st_size > 0
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "<script>alert(1)</script>" not in html and "\x1b" not in html
     for summary in project.results.glob("s/*/summary.csv"):
         summary.read_text(encoding="utf-8")  # valid UTF-8 all the way
     (tmp_path / "x.csv").read_text(encoding="utf-8")
