@@ -373,7 +373,14 @@ def print_targets(targets: dict[str, Target]) -> None:
             dist: str = hp.distribution if hp.range is not None else "choice" if hp.choices else "-"
             if hp.zero_probability:
                 dist += f", P(0)={hp.zero_probability:g}"
-            table.add_row(hp_name, hp.flag, hp.type, str(hp.default), str(space or "-"), dist)
+            table.add_row(
+                hp_name,
+                hp.flag or "(system knob)",
+                hp.type,
+                str(hp.default),
+                str(space or "-"),
+                dist,
+            )
         console.print(table)
         metrics = sorted(set(target.metrics) | set(target.required_metrics))
         required = ", ".join(target.required_metrics) or "none"

@@ -13,7 +13,14 @@ from typing import Any
 NVML_ERROR_UNINITIALIZED = 1
 NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_GPU_IS_LOST = 15
-_MESSAGES = {1: "Uninitialized", 3: "Not Supported", 9: "Driver Not Loaded", 15: "GPU is lost"}
+NVML_ERROR_NO_PERMISSION = 4
+_MESSAGES = {
+    1: "Uninitialized",
+    3: "Not Supported",
+    4: "Insufficient Permissions",
+    9: "Driver Not Loaded",
+    15: "GPU is lost",
+}
 
 
 class NVMLError(Exception):
@@ -47,6 +54,10 @@ class FakeGpu:
     sm_clock_mhz: int = 1980
     pids: list[int] = field(default_factory=list)
     lost: bool = False  # every query fails with GPU_IS_LOST
+    power_limit_mw: int = 300_000
+    power_limit_range_mw: tuple[int, int] = (100_000, 350_000)
+    may_set_power_limit: bool = True  # False: NO_PERMISSION, as for a non-root user
+    power_limit_history_mw: list[int] = field(default_factory=list)
 
 
 class FakeNvml:
@@ -133,6 +144,22 @@ class FakeNvml:
     def nvmlDeviceGetClockInfo(self, handle: int, clock_type: int) -> int:  # noqa: N802
         assert clock_type == self.NVML_CLOCK_SM
         return self._gpu(handle).sm_clock_mhz
+
+    def nvmlDeviceGetPowerManagementLimit(self, handle: int) -> int:  # noqa: N802
+        return self._gpu(handle).power_limit_mw
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, handle: int) -> list[int]:  # noqa: N802
+        return list(self._gpu(handle).power_limit_range_mw)
+
+    def nvmlDeviceSetPowerManagementLimit(self, handle: int, limit_mw: int) -> None:  # noqa: N802
+        gpu = self._gpu(handle)
+        if not gpu.may_set_power_limit:
+            raise NVMLError(NVML_ERROR_NO_PERMISSION)
+        low, high = gpu.power_limit_range_mw
+        if not low <= limit_mw <= high:
+            raise NVMLError(2)  # NVML_ERROR_INVALID_ARGUMENT
+        gpu.power_limit_mw = int(limit_mw)
+        gpu.power_limit_history_mw.append(int(limit_mw))
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: int) -> list[SimpleNamespace]:  # noqa: N802
         return [SimpleNamespace(pid=pid, usedGpuMemory=2**30) for pid in self._gpu(handle).pids]

@@ -33,6 +33,7 @@ from hyperjoule.config._study import (
 )
 from hyperjoule.config._targets import (
     OFFLINE_ENV,
+    SYSTEM_KNOBS,
     Hyperparameter,
     MetricSpec,
     Target,
@@ -44,6 +45,7 @@ __all__ = [
     "OFFLINE_ENV",
     "PLACEHOLDERS",
     "SEARCH_FIGURES",
+    "SYSTEM_KNOBS",
     "Objective",
     "PruneConfig",
     "SearchExperiment",

@@ -13,6 +13,7 @@ from hyperjoule.config._limits import Name, TimeoutS
 
 __all__ = [
     "OFFLINE_ENV",
+    "SYSTEM_KNOBS",
     "Hyperparameter",
     "MetricGoal",
     "MetricSpec",
@@ -33,10 +34,18 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Hyperparameter(StrictModel):
-    """One hyperparameter of a target: its flag, type, default and sampling space."""
+SYSTEM_KNOBS = ("gpu_power_limit_w",)
+"""Hyperparameters hyperjoule applies to the machine instead of passing as a flag:
+``gpu_power_limit_w`` is set through NVML on the run's GPUs and restored afterwards."""
 
-    flag: str = Field(min_length=1)
+
+class Hyperparameter(StrictModel):
+    """One hyperparameter of a target: its flag, type, default and sampling space.
+
+    A system knob (:data:`SYSTEM_KNOBS`) has no ``flag``: hyperjoule applies it itself.
+    """
+
+    flag: str | None = Field(default=None, min_length=1)
     type: Literal["int", "float", "choice"]
     default: Scalar
     range: tuple[float, float] | None = None
@@ -149,7 +158,19 @@ class Target(StrictModel):
                 raise ValueError("'models' lists a model twice")
             if not self.model_flag:
                 raise ValueError("a target with 'models' needs 'model_flag' (e.g. --model)")
-        flags = [hp.flag for hp in self.hyperparameters.values()]
+        for name, hp in self.hyperparameters.items():
+            if name in SYSTEM_KNOBS:
+                if hp.flag is not None or hp.type == "choice":
+                    raise ValueError(
+                        f"hyperparameter '{name}' is a system knob hyperjoule sets itself: "
+                        "give it a numeric type and no 'flag'"
+                    )
+            elif hp.flag is None:
+                raise ValueError(
+                    f"hyperparameter '{name}' needs a 'flag' (e.g. --{name.replace('_', '-')}); "
+                    f"only system knobs ({', '.join(SYSTEM_KNOBS)}) have none"
+                )
+        flags = [hp.flag for hp in self.hyperparameters.values() if hp.flag is not None]
         dupes = sorted({f for f in flags if flags.count(f) > 1})
         if dupes:
             raise ValueError(f"several hyperparameters use the flag {dupes[0]}")

@@ -10,6 +10,7 @@ every group still registered.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import subprocess
 import sys
@@ -91,6 +92,14 @@ class GroupReaper:
     def forget_restore(self, path: Path) -> None:
         """The runner restored ``path`` itself."""
         self._send(f"!{path}")
+
+    def run_on_death(self, key: str, argv: list[str]) -> None:
+        """Have the watchdog run ``argv`` should the runner die (a setting no file holds)."""
+        self._send(f"^{key}\t{json.dumps(argv)}")
+
+    def forget_on_death(self, key: str) -> None:
+        """The runner restored the setting ``key`` itself."""
+        self._send(f"~{key}")
 
     def close(self) -> None:
         """Stop the watchdog without killing anything."""

@@ -14,8 +14,10 @@ environment.
 """
 
 import contextlib
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -74,6 +76,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tracked: set[int] = set()
     restore: dict[str, str] = {}
+    commands: dict[str, list[str]] = {}
     token = ""
     for line in sys.stdin:
         text = line.rstrip("\n")
@@ -88,6 +91,14 @@ def main() -> int:
             continue
         if text.startswith("!"):
             restore.pop(text[1:], None)
+            continue
+        if text.startswith("^") and "\t" in text:
+            key, argv = text[1:].split("\t", 1)
+            with contextlib.suppress(ValueError):
+                commands.setdefault(key, [str(a) for a in json.loads(argv)])
+            continue
+        if text.startswith("~"):
+            commands.pop(text[1:], None)
             continue
         if text[:1] in "+-" and text[1:].isdigit():
             pgid = int(text[1:])
@@ -120,6 +131,11 @@ def main() -> int:
                 f.write(value)
         except OSError:
             continue  # nothing left to report to: the runner is gone
+    for argv in commands.values():
+        try:
+            subprocess.run(argv, timeout=30, check=False)
+        except (OSError, subprocess.SubprocessError):
+            continue
     return 0
 
 

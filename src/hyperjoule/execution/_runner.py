@@ -32,6 +32,7 @@ from hyperjoule.execution._guards import (
 )
 from hyperjoule.execution._metering import MeterPool, run_environ
 from hyperjoule.execution._plan_state import PlanState, load_plan_state
+from hyperjoule.execution._power import POWER_KNOB, GpuPowerLimits
 from hyperjoule.execution._proctree import child_subreaper
 from hyperjoule.execution._reaper import GroupReaper
 from hyperjoule.execution._search_loop import SearchCounter, build_proposer, run_search
@@ -158,6 +159,13 @@ def run_study(
         raise
     knobs = SystemKnobs(loaded.study.system, cpu_sysfs_root)
     knobs.check()
+    limits = GpuPowerLimits(loaded.study.system)
+    try:
+        _check_power_limits(limits, loaded, planned)
+    except BaseException:
+        limits.close()
+        pool.close()
+        raise
     stop = stop_event or threading.Event()
     with contextlib.ExitStack() as resources:
         # Released in reverse: meters, database, knobs restored, watchdog, lock last.
@@ -167,6 +175,8 @@ def run_study(
         resources.enter_context(child_subreaper())
         knobs.reaper = reaper
         resources.enter_context(knobs)
+        limits.reaper = reaper
+        resources.callback(limits.close)
         store = resources.enter_context(ResultsStore(results_dir))
         resources.callback(pool.close)
         refuse_live_sessions(store, loaded.name)
@@ -191,6 +201,9 @@ def run_study(
                 context = SessionContext(loaded, store, results_dir, session, pool, reaper)
                 context.rerun_of = state.rerun_of
                 context.system = knobs.provenance()
+                context.power_limits = limits
+                if limits.skipped:
+                    context.system["skipped"] = [*context.system["skipped"], *limits.skipped]
                 context.baseline = _baseline(loaded, results_dir, pool, state, stop)
                 with _Cooldown(context, stop) as cooldown:
                     _run_todo(context, state, stop, observer, result, cooldown)
@@ -226,6 +239,24 @@ def _run_todo(
             return
         if index < len(state.todo):
             context.cooldown_before = cooldown.after(spec)
+
+
+def _check_power_limits(limits: GpuPowerLimits, loaded: LoadedStudy, planned: PlanState) -> None:
+    """Every power limit the study may set, checked before anything is written."""
+    specs = list(planned.todo)
+    for progress in planned.searches:
+        if not progress.left:
+            continue
+        setup = progress.setup
+        base = dict(setup.space.base)
+        specs.append(setup.spec(0, base, -1))
+        hp = setup.target_config.hyperparameters.get(POWER_KNOB)
+        if POWER_KNOB in setup.space.names and hp is not None and hp.range is not None:
+            for end in hp.range:  # a searched limit: both ends of its range
+                specs.append(setup.spec(0, {**base, POWER_KNOB: end}, -1))
+    for spec in specs:
+        if POWER_KNOB in spec.hyperparameters:
+            limits.check([spec], run_environ(spec, loaded.targets[spec.target]))
 
 
 def _run_searches(

@@ -32,6 +32,7 @@ from hyperjoule.execution._intermediate import IntermediateWatch
 from hyperjoule.execution._metering import MeterPool, run_environ
 from hyperjoule.execution._outcome import classify_outcome
 from hyperjoule.execution._plan_state import PlanState
+from hyperjoule.execution._power import GpuPowerLimits
 from hyperjoule.execution._process import run_process
 from hyperjoule.execution._reaper import GroupReaper
 from hyperjoule.meters import (
@@ -97,7 +98,8 @@ def build_argv(
     if spec_model is not None and target.model_flag:
         argv += [target.model_flag, spec_model]
     for name, hp in target.hyperparameters.items():
-        argv += [hp.flag, format_value(hyperparameters[name])]
+        if hp.flag is not None:  # system knobs (no flag) are applied by hyperjoule itself
+            argv += [hp.flag, format_value(hyperparameters[name])]
     return argv
 
 
@@ -115,6 +117,7 @@ class SessionContext:
     ) -> None:
         self.reaper = reaper
         self.system: dict[str, Any] = {}
+        self.power_limits: GpuPowerLimits | None = None
         self.loaded = loaded
         self.store = store
         self.results_dir = results_dir
@@ -272,9 +275,12 @@ class SessionContext:
             HYPERJOULE_RUN_ID=record.run_id,
             HYPERJOULE_ATTEMPT=str(attempt),
         )
-        with self._background(
-            spec, directory / "background" / f"attempt-{attempt}", stop, record.run_id, attempt
-        ) as bg:
+        with (
+            self._power_limit(record, spec, env),
+            self._background(
+                spec, directory / "background" / f"attempt-{attempt}", stop, record.run_id, attempt
+            ) as bg,
+        ):
             if bg is not None:
                 bg.wait_until_loaded(stop)
             for meter in meters:
@@ -364,6 +370,20 @@ class SessionContext:
         )
         # Keep the database current between attempts: a crash mid-retry loses no attempt.
         self.store.update_run(record)
+
+    @contextmanager
+    def _power_limit(self, record: RunRecord, spec: RunSpec, env: dict[str, str]) -> Iterator[None]:
+        """The run's ``gpu_power_limit_w`` in force for the attempt, then restored."""
+        if self.power_limits is None:
+            yield
+            return
+        try:
+            applied = self.power_limits.apply(spec, env)
+            if applied is not None:
+                record.provenance["gpu_power_limit"] = applied
+            yield
+        finally:
+            self.power_limits.restore()
 
     @contextmanager
     def _background(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from hyperjoule.errors import MeterError
-from hyperjoule.meters._units import bytes_to_mib, mj_to_j, mw_to_w
+from hyperjoule.meters._units import bytes_to_mib, mj_to_j, mw_to_w, w_to_mw
 
 __all__ = ["Nvml", "NvmlCallError", "load_nvml", "visible_gpu_indices"]
 
@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "install NVIDIA's NVML bindings: pip install nvidia-ml-py"
 _NVML_ERROR_NOT_SUPPORTED = 3  # nvmlReturn_t NVML_ERROR_NOT_SUPPORTED
+_NVML_ERROR_NO_PERMISSION = 4  # nvmlReturn_t NVML_ERROR_NO_PERMISSION
 
 T = TypeVar("T")
 
@@ -33,9 +34,12 @@ class NvmlCallError(MeterError):
             as opposed to a failure such as a lost device.
     """
 
-    def __init__(self, message: str, *, not_supported: bool = False) -> None:
+    def __init__(
+        self, message: str, *, not_supported: bool = False, no_permission: bool = False
+    ) -> None:
         super().__init__(message)
         self.not_supported = not_supported
+        self.no_permission = no_permission
 
 
 def load_nvml() -> Any:
@@ -71,7 +75,12 @@ class Nvml:
             not_supported = (
                 self._not_supported is not None and isinstance(e, self._not_supported)
             ) or getattr(e, "value", None) == _NVML_ERROR_NOT_SUPPORTED
-            raise NvmlCallError(f"NVML {what} failed: {e}", not_supported=not_supported) from e
+            no_permission = getattr(e, "value", None) == _NVML_ERROR_NO_PERMISSION
+            raise NvmlCallError(
+                f"NVML {what} failed: {e}",
+                not_supported=not_supported,
+                no_permission=no_permission,
+            ) from e
 
     def init(self) -> None:
         """Initialise NVML (reference-counted by the library)."""
@@ -129,6 +138,27 @@ class Nvml:
         """Current SM clock, in MHz."""
         clock = getattr(self.module, "NVML_CLOCK_SM", 1)
         return float(self._call("SM clock", self.module.nvmlDeviceGetClockInfo, handle, clock))
+
+    def power_limit_w(self, handle: Any) -> float:
+        """The board power limit in force, in watts."""
+        limit_mw = self._call("power limit", self.module.nvmlDeviceGetPowerManagementLimit, handle)
+        return mw_to_w(float(limit_mw))
+
+    def power_limit_range_w(self, handle: Any) -> tuple[float, float]:
+        """The lowest and highest power limit the board accepts, in watts."""
+        low_mw, high_mw = self._call(
+            "power limit range", self.module.nvmlDeviceGetPowerManagementLimitConstraints, handle
+        )
+        return mw_to_w(float(low_mw)), mw_to_w(float(high_mw))
+
+    def set_power_limit_w(self, handle: Any, limit_w: float) -> None:
+        """Set the board power limit (needs root or a permissive driver setting)."""
+        self._call(
+            "set power limit",
+            self.module.nvmlDeviceSetPowerManagementLimit,
+            handle,
+            w_to_mw(limit_w),
+        )
 
     def compute_pids(self, handle: Any) -> set[int]:
         """Process ids with a compute context on the GPU."""

@@ -7,7 +7,7 @@ scale factor is written exactly once.
 
 from __future__ import annotations
 
-__all__ = ["bytes_to_mib", "mj_to_j", "mw_to_w", "uj_to_j"]
+__all__ = ["bytes_to_mib", "mj_to_j", "mw_to_w", "uj_to_j", "w_to_mw"]
 
 _MILLI = 1e-3
 _MICRO = 1e-6
@@ -32,3 +32,8 @@ def uj_to_j(energy_uj: float) -> float:
 def bytes_to_mib(size_bytes: float) -> float:
     """Convert bytes (NVML memory info) to mebibytes."""
     return size_bytes / _BYTES_PER_MIB
+
+
+def w_to_mw(power_w: float) -> int:
+    """Watts to NVML's integer milliwatts (power limits)."""
+    return int(round(power_w * 1000.0))
