@@ -523,3 +523,19 @@ def test_braces_in_old_arguments_stay_literal(lab: Path) -> None:
     mrt = load_targets(out / "targets.yaml")["MRT-OAST"]  # loads: no unknown placeholder
     argv = build_argv(mrt, None, {"epochs": 10, "dropout": 0.2})
     assert argv[argv.index("--opts") + 1] == '{"k": 1}'
+
+
+def test_comment_keys_of_the_registry_make_one_summary_line(lab: Path) -> None:
+    registry = lab / "config" / "models_config.json"
+    data = json.loads(registry.read_text())
+    data["comment"] = "registry of the six repositories"
+    data["models"] = {"_comment": "--- MNIST family ---", **data["models"]}
+    data["models"]["examples"]["comment"] = "one repo, four models"
+    data["models"]["examples"]["supported_hyperparams"]["epochs"]["comment"] = "fast"
+    registry.write_text(json.dumps(data))
+    result = convert_legacy(registry, [], lab / "out")
+    lines = [w for w in result.warnings if "comment" in w.message or "comment" in w.key]
+    assert [(w.key, w.message) for w in lines] == [
+        ("", "1 comment-only entry and 3 comment keys dropped")
+    ]
+    assert "examples" in load_targets(lab / "out" / "targets.yaml")

@@ -317,6 +317,8 @@ def test_iter_runs_filters_and_orders(store: ResultsStore) -> None:
     assert [r.run_id for r in store.iter_runs(study="st", session="s2")] == ["r2b"]
     assert list(store.iter_runs(study="nope")) == []
     assert store.studies() == ["other", "st"]
+    assert [r.run_id for r in store.iter_runs(run_id_prefix="r2")] == ["r2a", "r2b"]
+    assert [r.run_id for r in store.iter_runs(run_id_prefix="r2%")] == []  # not a pattern
 
 
 def test_finished_slots_exclude_interrupted_and_running(store: ResultsStore) -> None:

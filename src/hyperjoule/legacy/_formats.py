@@ -21,6 +21,7 @@ __all__ = [
     "LegacyWarning",
     "bool_at",
     "count_at",
+    "is_comment_key",
     "is_missing",
     "merge_warnings",
     "normalise_timestamp",
@@ -32,6 +33,7 @@ __all__ = [
     "text_or_none",
 ]
 
+_COMMENT_KEYS = ("comment", "comments", "_comment", "note", "notes", "//", "#")
 _MISSING_TEXT = {"", "nan", "none", "null", "n/a", "na"}
 _TRUE_TEXT = {"true", "yes", "1", "success", "succeeded"}
 _FALSE_TEXT = {"false", "no", "0", "failed", "failure"}
@@ -83,6 +85,12 @@ def merge_warnings(warnings: Iterable[LegacyWarning]) -> list[LegacyWarning]:
             )
         merged.append(warning)
     return merged
+
+
+def is_comment_key(key: str) -> bool:
+    """True for keys the lab used as comments (``comment``, ``_comment_2``, ``//``)."""
+    name = key.strip().lower()
+    return name in _COMMENT_KEYS or name.startswith(("_comment", "comment_", "//", "#"))
 
 
 def read_json_object(path: Path, what: str) -> dict[str, Any]:

@@ -21,7 +21,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hyperjoule.errors import ConfigError
 from hyperjoule.legacy._formats import parse_number
 from hyperjoule.legacy._registry import DEFAULT_MODEL
 from hyperjoule.legacy._results import LegacyRun
@@ -35,6 +37,7 @@ __all__ = [
     "merge_descriptions",
     "source_rank",
     "utc_time",
+    "zone_reader",
 ]
 
 TIME_TOLERANCE_S = 0.005
@@ -271,3 +274,25 @@ def merge_descriptions(
                     )
     aliases = [i for i in ids if i != merged.experiment_id]
     return MergedRun(merged, kept, aliases, duplicates, conflicts, first_utc)
+
+
+def zone_reader(name: str | None) -> tuple[Callable[[datetime], datetime], str]:
+    """How naive old timestamps get their zone, and its name for records and reports.
+
+    Raises:
+        ConfigError: ``name`` is not a known IANA time zone.
+    """
+    if name is None:
+        local = datetime.now().astimezone().tzname() or "local"
+        # astimezone() on a naive datetime applies this machine's rules, DST included.
+        return (lambda dt: dt.astimezone()), f"this machine's local time ({local})"
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            "--timezone",
+            "",
+            f"unknown time zone {name!r}; give an IANA name such as Asia/Shanghai, "
+            "Europe/Berlin or UTC",
+        ) from None
+    return (lambda dt: dt.replace(tzinfo=zone)), name

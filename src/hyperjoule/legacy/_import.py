@@ -12,11 +12,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import ValidationError
@@ -31,6 +29,7 @@ from hyperjoule.legacy._identity import (
     MergedRun,
     group_descriptions,
     merge_descriptions,
+    zone_reader,
 )
 from hyperjoule.legacy._registry import DEFAULT_MODEL
 from hyperjoule.legacy._results import LegacyRun, read_csv, read_experiment_json, table_problem
@@ -53,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_IMPORT_STUDY = "legacy-import"
 """Study that imported runs belong to unless another is named."""
+
+LEGACY_PREFIX = "legacy-"
+"""Run ids of imported runs start with this."""
 
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -105,7 +107,7 @@ class ImportResult:
 
 def legacy_run_id(identity: str) -> str:
     """The hyperjoule run id for an old run's identity text: always the same for it."""
-    return "legacy-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return LEGACY_PREFIX + hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
 def _discover(sources: Sequence[Path]) -> tuple[list[Path], list[FileReport]]:
@@ -138,28 +140,6 @@ def _discover(sources: Sequence[Path]) -> tuple[list[Path], list[FileReport]]:
     unique = list(dict.fromkeys(p.resolve() for p in found))
     ordered = sorted(unique, key=lambda p: (p.suffix != ".json", p.name != "summary.csv", str(p)))
     return ordered, skipped
-
-
-def zone_reader(name: str | None) -> tuple[Callable[[datetime], datetime], str]:
-    """How naive old timestamps get their zone, and its name for records and reports.
-
-    Raises:
-        ConfigError: ``name`` is not a known IANA time zone.
-    """
-    if name is None:
-        local = datetime.now().astimezone().tzname() or "local"
-        # astimezone() on a naive datetime applies this machine's rules, DST included.
-        return (lambda dt: dt.astimezone()), f"this machine's local time ({local})"
-    try:
-        zone = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            "--timezone",
-            "",
-            f"unknown time zone {name!r}; give an IANA name such as Asia/Shanghai, "
-            "Europe/Berlin or UTC",
-        ) from None
-    return (lambda dt: dt.replace(tzinfo=zone)), name
 
 
 def _read_targets(path: Path) -> dict[str, Target]:
@@ -327,7 +307,7 @@ def read_legacy_results(
 
 def _stored_descriptions(store: ResultsStore) -> dict[str, tuple[str, list[LegacyRun]]]:
     out: dict[str, tuple[str, list[LegacyRun]]] = {}
-    for record in store.iter_runs():
+    for record in store.iter_runs(run_id_prefix=LEGACY_PREFIX):
         kept = record.provenance.get("legacy_descriptions")
         if isinstance(kept, list) and kept:
             out[record.run_id] = (record.study, [LegacyRun.from_dict(d) for d in kept])

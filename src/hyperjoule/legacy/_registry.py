@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from hyperjoule.config import Hyperparameter, MetricSpec, Target
 from hyperjoule.errors import ConfigError
-from hyperjoule.legacy._formats import LegacyWarning, read_json_object
+from hyperjoule.legacy._formats import LegacyWarning, is_comment_key, read_json_object
 
 __all__ = ["DEFAULT_MODEL", "LegacyTarget", "convert_registry", "find_legacy_root"]
 
@@ -292,6 +292,7 @@ def convert_registry(
         ConfigError: The file is unreadable or a repository entry is malformed.
     """
     data = read_json_object(path, "models config")
+    first_new = len(warnings)
     for key in data:
         if key != "models":
             warnings.append(LegacyWarning(path, key, "unknown key; not converted"))
@@ -299,8 +300,12 @@ def convert_registry(
     if not isinstance(repos, dict) or not repos:
         raise ConfigError(path, "models", "required: an object mapping repositories to entries")
     converted: dict[str, LegacyTarget] = {}
+    skipped_entries = 0
     for repo, spec in repos.items():
         where = f"models.{repo}"
+        if is_comment_key(repo) and not isinstance(spec, dict):
+            skipped_entries += 1  # {"_comment": "--- re-id models ---"}: a separator
+            continue
         if not isinstance(spec, dict):
             raise ConfigError(path, where, "a repository entry must be an object")
         for key in spec:
@@ -331,7 +336,25 @@ def convert_registry(
             problem = str(e.errors()[0]["msg"]).removeprefix("Value error, ")
             raise ConfigError(path, where, f"cannot be converted: {problem}") from None
         converted[repo] = LegacyTarget(entry, target, legacy_models, omitted)
+    _fold_comments(path, warnings, first_new, skipped_entries)
     return converted
+
+
+def _fold_comments(path: Path, warnings: list[LegacyWarning], first_new: int, entries: int) -> None:
+    """Replace one warning per ``comment`` key by one summary line for the file."""
+    mine = warnings[first_new:]
+    comments = [w for w in mine if is_comment_key(w.key.rsplit(".", 1)[-1])]
+    if not comments and not entries:
+        return
+    warnings[first_new:] = [w for w in mine if w not in comments]
+    warnings.append(
+        LegacyWarning(
+            path,
+            "",
+            f"{entries} comment-only entr{'y' if entries == 1 else 'ies'} and "
+            f"{len(comments)} comment key{'' if len(comments) == 1 else 's'} dropped",
+        )
+    )
 
 
 def _with_hyperparameters(

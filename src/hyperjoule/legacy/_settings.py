@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from hyperjoule.config import StudyFile
 from hyperjoule.errors import ConfigError
-from hyperjoule.legacy._formats import LegacyWarning, read_json_value
+from hyperjoule.legacy._formats import LegacyWarning, is_comment_key, read_json_value
 from hyperjoule.legacy._registry import LegacyTarget
 from hyperjoule.legacy._typing import coerce_legacy
 
@@ -31,7 +31,6 @@ LEGACY_MAX_RETRIES = 2
 """The old runner's retries when a settings file did not say."""
 
 _MODES = ("default", "mutation", "parallel")
-_COMMENT_KEYS = ("comment", "comments", "_comment", "note", "notes", "//", "#")
 _TOP_KEYS = {
     "experiment_name",
     "description",
@@ -295,12 +294,6 @@ class _Converter:
             out["runs"] = self.count(spec["runs_per_config"], f"{where}.runs_per_config", 1)
         if "max_retries" in spec:
             out["max_retries"] = self.count(spec["max_retries"], f"{where}.max_retries", 0)
-
-
-def is_comment_key(key: str) -> bool:
-    """True for keys the lab used as comments (``comment``, ``_comment_2``, ``//``)."""
-    name = key.strip().lower()
-    return name in _COMMENT_KEYS or name.startswith(("_comment", "comment_", "//", "#"))
 
 
 def legacy_name(spec: dict[str, Any]) -> str:

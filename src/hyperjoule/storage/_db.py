@@ -271,13 +271,19 @@ class ResultsStore:
         return None if row is None else self._decode(run_id, row[0])
 
     def iter_runs(
-        self, study: str | None = None, session: str | None = None
+        self,
+        study: str | None = None,
+        session: str | None = None,
+        *,
+        run_id_prefix: str | None = None,
     ) -> Iterator[RunRecord]:
         """Yield stored records, oldest first (by started_at, then run_id).
 
         Args:
             study: Only runs of this study.
             session: Only runs of this session.
+            run_id_prefix: Only runs whose id starts with this (``legacy-``: imported
+                runs), without decoding the others.
         """
         where: list[str] = []
         params: list[str] = []
@@ -287,6 +293,9 @@ class ResultsStore:
         if session is not None:
             where.append("session = ?")
             params.append(session)
+        if run_id_prefix is not None:
+            where.append("substr(run_id, 1, ?) = ?")
+            params += [str(len(run_id_prefix)), run_id_prefix]
         sql = "SELECT run_id, record_json FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
