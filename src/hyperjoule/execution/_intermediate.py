@@ -9,17 +9,22 @@ text is untrusted: a malformed line is skipped, never fatal.
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from hyperjoule.metrics import STRUCTURED_PREFIX
+from hyperjoule.metrics._bounds import (
+    MAX_METRICS,
+    ProblemLog,
+    as_metric_value,
+    check_metric_name,
+    parse_bounded_json,
+)
 
 __all__ = ["IntermediateWatch"]
 
-_MAX_LINE_BYTES = 64 * 1024
+_MAX_LINE_BYTES = 64 * 1024  # a longer line is cut (and then is no JSON)
 _MAX_POINTS = 10_000  # a target printing every batch must not grow the record forever
 
 
@@ -49,6 +54,8 @@ class IntermediateWatch:
         self._partial = b""
         self._last_read = 0.0
         self._stop = False
+        # The final extraction reports the problems of these lines; here they are dropped.
+        self._problems = ProblemLog()
 
     def should_stop(self) -> bool:
         """Read what is new in the log; True once a point asked to stop the run."""
@@ -84,16 +91,16 @@ class IntermediateWatch:
         at = text.find(STRUCTURED_PREFIX)
         if at < 0:
             return None
-        try:
-            data = json.loads(text[at + len(STRUCTURED_PREFIX) :].strip())
-        except ValueError:
-            return None
-        if not isinstance(data, dict) or self.step_key not in data:
+        where = "intermediate metrics"
+        data = parse_bounded_json(
+            text[at + len(STRUCTURED_PREFIX) :].strip(), where, self._problems
+        )
+        if data is None or self.step_key not in data:
             return None
         point: dict[str, float] = {}
-        for name, raw in data.items():
-            if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-                continue
-            if math.isfinite(float(raw)):
-                point[str(name)] = float(raw)
+        for raw_name, raw in list(data.items())[:MAX_METRICS]:
+            name = check_metric_name(raw_name, where, self._problems)
+            value = as_metric_value(name, raw, where, self._problems) if name else None
+            if name is not None and value is not None:
+                point[name] = value
         return point if self.step_key in point else None
