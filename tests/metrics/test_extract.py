@@ -74,3 +74,22 @@ def test_structured_roundtrip(values: list[float]) -> None:
     lines = [f"HYPERJOULE_METRICS {json.dumps({'m': v})}" for v in values]
     got = extract_metrics_from_lines(lines, patterns={})
     assert got.values == {"m": values[-1]}
+
+
+def test_log_lines_are_bounded_whatever_the_line_ends(tmp_path: Path) -> None:
+    from hyperjoule.metrics._bounds import MAX_LINE_BYTES
+    from hyperjoule.metrics._logscan import iter_log_lines
+
+    log = tmp_path / "attempt-1.log"
+    with open(log, "wb") as f:
+        f.write(b"\r".join(b"%d%%|##| step" % i for i in range(200_000)))
+        f.write(b"\n" + b"y" * (3 * MAX_LINE_BYTES) + b"\r\n")
+        f.write(b'HYPERJOULE_METRICS {"acc": 0.5}\nTest Accuracy: 91.5%')
+    lines = list(iter_log_lines(log))
+    assert len(lines) == 200_000 + 3
+    assert max(len(line) for line in lines) == MAX_LINE_BYTES
+    assert getattr(lines[200_000], "cut", False)
+    found = extract_metrics(
+        log, patterns={"test_accuracy": MetricPattern(r"Test Accuracy:\s*([0-9.]+)%")}
+    )
+    assert found.values == {"acc": 0.5, "test_accuracy": 91.5}

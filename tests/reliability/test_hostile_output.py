@@ -135,7 +135,8 @@ def test_bad_names_and_numbers_are_problems(hostile_results: tuple[Project, int]
     assert not {"a", "b", "c", "d", "e", "f"} & set(digits.metrics)
     assert len(_problems(digits)) == 6
     deep = records["deep"]
-    assert sum("nested deeper" in p for p in _problems(deep)) == 2
+    # Refused by depth before any recursive parser sees them.
+    assert sum("too long" in p or "nested deeper" in p for p in _problems(deep)) == 2
 
 
 def test_metrics_file_is_read_only_when_regular(hostile_results: tuple[Project, int]) -> None:

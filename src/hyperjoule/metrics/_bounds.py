@@ -42,7 +42,7 @@ MAX_JSON_BYTES = 1024 * 1024
 """Largest metrics file or structured line parsed."""
 MAX_JSON_DEPTH = 4
 """Deepest nesting parsed (metrics are a flat object; a little slack for odd writers)."""
-MAX_LINE_BYTES = 64 * 1024
+MAX_LINE_BYTES = MAX_JSON_BYTES
 """Longest log line examined; the rest of a longer line is skipped."""
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)

@@ -108,21 +108,23 @@ def _scan(
     compiled = {name: re.compile(p.regex) for name, p in patterns.items()}
     structured = _Collector(problems)
     regex_values = _Collector(problems)
+    first_only = {name for name, p in patterns.items() if p.match == "first"}
     for number, chunk in enumerate(lines, start=1):
-        for line in _LINE_SPLIT.split(chunk) if ("\r" in chunk or "\n" in chunk) else (chunk,):
+        # Lines from iter_log_lines hold no line ends; callers' lines may still.
+        pieces = _LINE_SPLIT.split(chunk) if ("\r" in chunk or "\n" in chunk) else (chunk,)
+        for line in pieces:
             if not line:
                 continue
-            here = f"{where}:{number}"
             if STRUCTURED_PREFIX in line:
                 cut = line is chunk and getattr(chunk, "cut", False)
-                _structured(line, here, structured, cut=cut)
+                _structured(line, f"{where}:{number}", structured, cut=cut)
             for name, regex in compiled.items():
-                if patterns[name].match == "first" and name in regex_values.values:
+                if name in first_only and name in regex_values.values:
                     continue
                 found = regex.search(line)
                 if found is None:
                     continue
-                value = as_metric_value(name, found.group(1), here, problems)
+                value = as_metric_value(name, found.group(1), f"{where}:{number}", problems)
                 if value is not None:
                     regex_values.values[name] = value
     result = ExtractedMetrics()
