@@ -72,3 +72,5 @@ def test_report_names_the_legacy_methods_and_flags(imported: Path) -> None:
     assert "flagged ⚠" in html and "4,164" in html
     assert "per target/model" in html
     assert "0 s of run time" not in html
+    # The 2 + 1 retries of imported runs were never recorded: said, not hidden.
+    assert "3 attempt(s) counted by their runs left no entry" in html

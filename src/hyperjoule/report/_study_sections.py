@@ -187,6 +187,15 @@ def cost_section(data: ReportData) -> str:
         f"<b>{esc(fmt_duration(cost.total_time_s))}</b> of run time; attempts that did not "
         f"succeed used {esc(wasted)}. Methods: {method_badges(cost.methods)}.</p>"
     ]
+    unlogged = int(data.runs["attempts"].fillna(0).sum()) - len(data.attempts)
+    if unlogged > 0:
+        parts.append(
+            warn(
+                f"{unlogged:,} attempt(s) counted by their runs left no entry in the attempt "
+                "log (imported runs keep only their final attempt; the old tool did not "
+                "record the others): their time and energy are not in these totals."
+            )
+        )
     if cost.attempts_without_energy:
         parts.append(
             warn(
