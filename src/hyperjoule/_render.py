@@ -71,6 +71,17 @@ def _energy(record: RunRecord) -> str:
     return f"{total:,.1f} J ({record.energy.total_method})"
 
 
+def _retried(record: RunRecord) -> str:
+    """``, all 2 attempts 61.0 J`` after the last attempt's energy, when it was retried."""
+    if record.attempts < 2:
+        return ""
+    spent = record.attempts_energy
+    if spent.total_j is None:
+        return f", all {record.attempts} attempts unmeasured"
+    missing = f" ({spent.unmeasured} unmeasured)" if spent.unmeasured else ""
+    return f", all {record.attempts} attempts {spent.total_j:,.1f} J{missing}"
+
+
 def _attempts_energy(record: RunRecord) -> str:
     spent = record.attempts_energy
     if spent.total_j is None:
@@ -158,7 +169,7 @@ class ProgressObserver:
         self.console.print(
             f"[{style}]{record.status.value:<15}[/] {index}/{total} "
             f"{_label(record.target, record.model)} {record.run_id} "
-            f"{format_duration(record.duration_s)} {_energy(record)} "
+            f"{format_duration(record.duration_s)} {_energy(record)}{_retried(record)} "
             f"{_metrics(record.metrics)}{reason}"
         )
         if self.task is not None:

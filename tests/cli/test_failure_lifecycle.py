@@ -183,6 +183,7 @@ def test_every_attempt_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         assert energy["attempts_unmeasured"] == 0
         total_j += sum(per_attempt)
         failed_j += per_attempt[0]
+    assert out.count(", all 2 attempts ") == 2  # each run's line adds up its attempts
     last = out.strip().splitlines()[-1]
     assert last.startswith("energy spent by this session:")
     assert f"{total_j:,.1f} J in 4 attempt(s) (estimated)" in last
