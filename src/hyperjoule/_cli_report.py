@@ -179,7 +179,7 @@ def _search_fronts(results_dir: Path, study: str | None, fmt: str) -> None:
     from hyperjoule.storage import ResultsStore
 
     with ResultsStore(results_dir, create=False) as store:
-        records = list(store.iter_runs())
+        records = list(store.iter_runs(modes=("search", "mutation")))
     print_search_fronts(search_fronts(records, study), fmt)
 
 

@@ -274,3 +274,10 @@ def test_pareto_shows_the_front_found_beside_random_mutation(
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "search s experiments.0" in out and "random mutation of the same target (m)" in out
+    report = tmp_path / "report.html"
+    assert main(["report", "--results-dir", str(project.results), "-o", str(report)]) == 0
+    html = report.read_text()
+    assert "Energy-aware search: the fronts found" in html
+    assert "random mutation (m)" in html
+    for row in front["front"]:
+        assert row["run_id"] in html

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +13,8 @@ from hyperjoule.report._export import write_atomically
 from hyperjoule.report._frame import RunTables, count_runs, load_tables
 from hyperjoule.report._html import page
 from hyperjoule.report._pool import FigurePool, default_workers
+from hyperjoule.report._search import SearchFront, search_fronts
+from hyperjoule.report._search_section import search_section
 from hyperjoule.report._sections import (
     ReportData,
     hyperparameter_section,
@@ -70,6 +73,7 @@ def render_report(
     target_metric: str | None = None,
     timeline_run: str | None = None,
     pool: FigurePool | None = None,
+    searches: Sequence[SearchFront] = (),
 ) -> tuple[str, ReportInfo]:
     """Build the report's HTML from loaded tables; returns the HTML and what it shows.
 
@@ -112,6 +116,10 @@ def render_report(
     for anchor, heading, build in sections:
         built.append((anchor, heading, build(data)))
         logger.debug("report: section %s built", anchor)
+    if searches:
+        built.insert(
+            2, ("search", "Energy-aware search: the fronts found", search_section(searches))
+        )
     built.append(("timeline", "Timeline of one run", timeline_section(timeline, data)))
     built.append(("methods", "Methods", methods_section(data)))
     html = page(f"hyperjoule report: {title}", header(data, hyperjoule_version()), built)
@@ -122,6 +130,19 @@ def render_report(
         target=None if target is None else str(target),
     )
     return html, info
+
+
+def _searches(results: Path, study: str | None) -> list[SearchFront]:
+    """Every recorded search's outcome; other records are decoded only when there is one."""
+    from hyperjoule.storage import ResultsStore
+
+    with ResultsStore(results, create=False) as store:
+        searches = list(store.iter_runs(study, modes=("search",)))
+        if not searches:
+            return []
+        # Random mutation of the same targets, from any study, is the comparison.
+        records = list(store.iter_runs(modes=("search", "mutation")))
+    return search_fronts(records, study)
 
 
 def expected_figures(runs: pd.DataFrame) -> int:
@@ -174,6 +195,7 @@ def write_report(
             target_metric=target_metric,
             timeline_run=timeline_run,
             pool=pool,
+            searches=_searches(results, study),
         )
         logger.debug("report: sections built at %.1f s", time.perf_counter() - start_s)
         html = pool.fill(html)

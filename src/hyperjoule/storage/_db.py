@@ -12,7 +12,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -276,6 +276,7 @@ class ResultsStore:
         session: str | None = None,
         *,
         run_id_prefix: str | None = None,
+        modes: Sequence[str] | None = None,
     ) -> Iterator[RunRecord]:
         """Yield stored records, oldest first (by started_at, then run_id).
 
@@ -284,6 +285,7 @@ class ResultsStore:
             session: Only runs of this session.
             run_id_prefix: Only runs whose id starts with this (``legacy-``: imported
                 runs), without decoding the others.
+            modes: Only runs of these modes (``search``), without decoding the others.
         """
         where: list[str] = []
         params: list[str] = []
@@ -296,6 +298,9 @@ class ResultsStore:
         if run_id_prefix is not None:
             where.append("substr(run_id, 1, ?) = ?")
             params += [str(len(run_id_prefix)), run_id_prefix]
+        if modes is not None:
+            where.append(f"mode IN ({', '.join('?' for _ in modes) or 'NULL'})")
+            params += list(modes)
         sql = "SELECT run_id, record_json FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
