@@ -162,3 +162,10 @@ def test_hypervolume_of_known_fronts() -> None:
     assert hypervolume(two, [2.0, 2.0, 2.0]) == pytest.approx(5.0)
     assert hypervolume(np.array([[5.0, 5.0]]), [4.0, 4.0]) == 0.0
     assert math.isclose(hypervolume(np.array([[1.0]]), [3.0]), 2.0)
+
+
+def test_search_runs_inherit_retry_on(tmp_path: Path) -> None:
+    setup = _setup(tmp_path, retry_on=["timeout", "oom"])
+    spec = setup.spec(1, dict(setup.space.base), 0)
+    assert spec.retry_on == ("timeout", "oom")
+    assert _setup(tmp_path / "d").spec(1, dict(setup.space.base), 0).retry_on == ("oom",)

@@ -140,6 +140,7 @@ def search_setups(loaded: LoadedStudy) -> list[SearchSetup]:
         idle = _pick(exp.cooldown, study.defaults.cooldown)
         run = {
             "max_retries": _pick(exp.max_retries, study.defaults.max_retries),
+            "retry_on": tuple(_pick(exp.retry_on, study.defaults.retry_on)),
             "cooldown_s": float(_pick(exp.cooldown_s, study.defaults.cooldown_s)),
             "gpus": tuple(gpu_list) if gpu_list is not None else None,
             "idle_cooldown_max_s": idle.max_s if idle is not None else None,
