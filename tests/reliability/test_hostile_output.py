@@ -49,6 +49,12 @@ HOSTILE_SCRIPT = textwrap.dedent(
         os.mkfifo(mfile)
     elif case == "devzero":
         os.symlink("/dev/zero", mfile)
+    elif case in ("log_fifo", "log_devzero"):
+        log = os.path.join(os.environ["HYPERJOULE_RUN_DIR"], "attempt-1.log")
+        os.unlink(log)  # our stdout still writes to the unlinked file
+        os.mkfifo(log) if case == "log_fifo" else os.symlink("/dev/zero", log)
+        with open(mfile, "w") as f:
+            f.write('{"test_accuracy": 91.5}')
     elif case == "many_bad":
         for i in range(100000):
             line('{"bad": "x%d"}' % i)
@@ -72,6 +78,8 @@ CASES = [
     "deep",
     "fifo",
     "devzero",
+    "log_fifo",
+    "log_devzero",
     "many_bad",
     "many_names",
     "progress",
@@ -141,7 +149,7 @@ def test_bad_names_and_numbers_are_problems(hostile_results: tuple[Project, int]
 
 def test_metrics_file_is_read_only_when_regular(hostile_results: tuple[Project, int]) -> None:
     records = _by_target(hostile_results[0])
-    for case in ("fifo", "devzero"):
+    for case in ("fifo", "devzero", "log_fifo", "log_devzero"):
         assert any("not a regular file" in p for p in _problems(records[case])), case
 
 
@@ -208,7 +216,9 @@ def test_results_recorded_before_the_checks_still_read(
 
 def test_run_files_get_the_mode_of_logs(hostile_results: tuple[Project, int]) -> None:
     project, _ = hostile_results
-    for record in _by_target(project).values():
+    for case, record in _by_target(project).items():
+        if case.startswith("log_"):
+            continue  # the target replaced its log
         run_dir = Path(record.run_dir or "")
         log_mode = (run_dir / "attempt-1.log").stat().st_mode & 0o777
         assert (run_dir / "run.json").stat().st_mode & 0o777 == log_mode

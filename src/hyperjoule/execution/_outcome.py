@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hyperjoule._text import safe_text
 from hyperjoule.execution._process import ProcessResult
+from hyperjoule.metrics import open_regular_file
 from hyperjoule.records import RunStatus
 
 __all__ = ["OOM_PATTERNS", "classify_outcome"]
@@ -27,7 +28,8 @@ _TAIL_BYTES = 64 * 1024
 
 def _log_tail(log_path: Path) -> bytes:
     try:
-        with open(log_path, "rb") as f:
+        # The target may have replaced its log by a FIFO or a device: never read those.
+        with open_regular_file(log_path) as f:
             f.seek(0, 2)
             size = f.tell()
             f.seek(max(0, size - _TAIL_BYTES))

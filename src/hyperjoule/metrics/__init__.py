@@ -7,6 +7,7 @@ from hyperjoule.metrics._extract import (
     extract_metrics,
     extract_metrics_from_lines,
 )
+from hyperjoule.metrics._logscan import open_regular_file
 
 __all__ = [
     "STRUCTURED_PREFIX",
@@ -14,4 +15,5 @@ __all__ = [
     "MetricPattern",
     "extract_metrics",
     "extract_metrics_from_lines",
+    "open_regular_file",
 ]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from hyperjoule.metrics._bounds import (
     check_metric_name,
     parse_bounded_json,
 )
-from hyperjoule.metrics._logscan import iter_log_lines
+from hyperjoule.metrics._logscan import iter_log_lines, open_regular_file
 
 __all__ = [
     "STRUCTURED_PREFIX",
@@ -159,24 +158,18 @@ def extract_metrics_from_lines(
 def _read_metrics_file(path: Path, problems: ProblemLog) -> str | None:
     """The metrics file's text, or None (with a problem) when it must not be read."""
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer that never comes.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with open_regular_file(path) as f:
+            if os.fstat(f.fileno()).st_size > MAX_JSON_BYTES:
+                problems.add(f"{path.name}: metrics file larger than {MAX_JSON_BYTES} bytes")
+                return None
+            data = f.read(MAX_JSON_BYTES + 1)
     except FileNotFoundError:
         return None
     except OSError as e:
-        problems.add(f"{path.name}: cannot open metrics file ({e.strerror})")
+        problems.add(f"{path.name}: metrics file not read ({e.strerror})")
         return None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            problems.add(f"{path.name}: metrics file is not a regular file; not read")
-            return None
-        if info.st_size > MAX_JSON_BYTES:
-            problems.add(f"{path.name}: metrics file larger than {MAX_JSON_BYTES} bytes; not read")
-            return None
-        data = f.read(MAX_JSON_BYTES + 1)
     if len(data) > MAX_JSON_BYTES:
-        problems.add(f"{path.name}: metrics file larger than {MAX_JSON_BYTES} bytes; not read")
+        problems.add(f"{path.name}: metrics file larger than {MAX_JSON_BYTES} bytes")
         return None
     return data.decode("utf-8", errors="replace")
 

@@ -7,13 +7,17 @@ chunk size plus one line, never by the size of the log or of its longest line.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from hyperjoule.metrics._bounds import MAX_LINE_BYTES
 
-__all__ = ["CHUNK_BYTES", "CutLine", "iter_log_lines"]
+__all__ = ["CHUNK_BYTES", "CutLine", "iter_log_lines", "open_regular_file"]
 
 CHUNK_BYTES = 256 * 1024
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -24,6 +28,27 @@ class CutLine(str):
 
     __slots__ = ()
     cut = True
+
+
+def open_regular_file(path: Path) -> BinaryIO:
+    """Open ``path`` for reading only if it is a regular file.
+
+    A target can replace its log or metrics file by a FIFO (reading would wait forever)
+    or a link to ``/dev/zero`` (reading would never end); neither is read.
+
+    Raises:
+        OSError: It cannot be opened, or it is not a regular file (``EINVAL``).
+    """
+    # O_NONBLOCK: opening a FIFO must not wait for a writer that never comes.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _last_line_end(buffer: bytes) -> int:
@@ -41,8 +66,11 @@ def iter_log_lines(log_path: Path) -> Iterator[str]:
     """
     pending = b""  # the start of a line whose end has not been read yet
     skipping = False  # the current line passed the limit: drop it up to its end
-    with open(log_path, "rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
+    with open_regular_file(log_path) as f:
+        # Only what was there when reading began: an escaped writer cannot make it endless.
+        remaining = os.fstat(f.fileno()).st_size
+        while remaining > 0 and (chunk := f.read(min(CHUNK_BYTES, remaining))):
+            remaining -= len(chunk)
             buffer = pending + chunk
             end = _last_line_end(buffer)
             if end >= 0:
