@@ -170,7 +170,7 @@ def pareto(
 
     tables = load_tables(results_dir, study)
     fronts = pareto_fronts(tables.runs, tables.goals, metric=metric, figure=energy.value)
-    print_fronts(fronts, fmt.value)
+    print_fronts(fronts, fmt.value, energy.value)
 
 
 def _search_fronts(results_dir: Path, study: str | None, fmt: str) -> None:

@@ -42,9 +42,6 @@ def _table(fronts: pd.DataFrame) -> None:
 
     console = _console()
     if fronts.empty:
-        console.print(
-            "no run is on a front: no succeeded run has both this energy figure and a metric"
-        )
         return
     table = Table(title="Pareto fronts: energy against each metric", show_lines=False)
     for col in ("target/model", "metric", "value", "energy", "method", "run", "hyperparameters"):
@@ -73,8 +70,21 @@ def _table(fronts: pd.DataFrame) -> None:
         )
 
 
-def print_fronts(fronts: pd.DataFrame, fmt: str) -> None:
-    """Print the fronts as ``table``, ``json`` (a list of objects) or ``csv``."""
+def print_fronts(fronts: pd.DataFrame, fmt: str, figure: str = "total") -> None:
+    """Print the fronts as ``table``, ``json`` (a list of objects) or ``csv``.
+
+    With no front at all, a note on stderr says why (stdout stays valid JSON/CSV).
+    """
+    if fronts.empty:
+        hint = (
+            "; net energy needs an idle baseline (hyperjoule baseline, or baseline_s in the study)"
+            if figure == "net"
+            else ""
+        )
+        sys.stderr.write(
+            f"hyperjoule: note: no run is on a front: no succeeded run has both {figure} "
+            f"energy and a metric{hint}\n"
+        )
     if fmt == "json":
         json.dump(front_records(fronts), sys.stdout, indent=2)
         sys.stdout.write("\n")

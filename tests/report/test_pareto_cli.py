@@ -84,8 +84,11 @@ def test_csv_and_table_and_energy_figures(
     code, out = _pareto(results, capsys, "--format", "json", "--energy", "cpu")
     assert [r["energy_j"] for r in json.loads(out)] == pytest.approx([20.0, 40.0, 80.0])
     # No idle baseline was measured: there is no net energy, so no front (not a zero).
-    code, out = _pareto(results, capsys, "--format", "json", "--energy", "net")
-    assert code == 0 and json.loads(out) == []
+    capsys.readouterr()
+    code = main(["pareto", "--results-dir", str(results), "--format", "json", "--energy", "net"])
+    captured = capsys.readouterr()
+    assert code == 0 and json.loads(captured.out) == []
+    assert "net energy needs an idle baseline" in captured.err
     code, out = _pareto(results, capsys, "--metric", "score_x")
     assert code == 0
     assert "score_x minimize" in out and "r000003" in out and "r000004" not in out
