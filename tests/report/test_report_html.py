@@ -272,3 +272,15 @@ def test_odd_studies_still_make_a_report(tmp_path: Path, kind: str) -> None:
         assert base64.b64decode(data).startswith(b"\x89PNG")
     if kind == "no energy":
         assert "have no energy measurement at all" in html
+
+
+def test_timeline_is_found_after_the_results_directory_moved(tmp_path: Path) -> None:
+    # Records hold absolute run directories; a copied results tree must still report.
+    study(tmp_path / "here" / "results")
+    (tmp_path / "here").rename(tmp_path / "there")
+    moved = tmp_path / "there" / "results"
+    info = write_report(moved, moved / "report.html")
+    assert info.timeline_run == "r000010"
+    assert "GPU power, temperature and utilisation of run <code>r000010</code>" in (
+        info.path.read_text()
+    )

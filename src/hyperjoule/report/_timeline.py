@@ -44,12 +44,19 @@ MAX_CHECKED = 500
 
 
 def _run_dir(results_dir: Path, run: Any) -> Path:
-    """A run's directory; a relative ``run_dir`` is under ``results_dir``."""
+    """A run's directory: the recorded one, else its place under ``results_dir``.
+
+    Records hold absolute run directories; a results directory copied or moved elsewhere
+    still finds its runs in the standard layout.
+    """
+    standard = results_dir / str(run.study) / str(run.session) / str(run.run_id)
     directory = run.run_dir
     if isinstance(directory, str) and directory:
         path = Path(directory)
-        return path if path.is_absolute() else results_dir / path
-    return results_dir / str(run.study) / str(run.session) / str(run.run_id)
+        path = path if path.is_absolute() else results_dir / path
+        if path.is_dir() or not standard.is_dir():
+            return path
+    return standard
 
 
 def find_timeline(
