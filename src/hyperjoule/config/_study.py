@@ -46,7 +46,7 @@ class IdleCooldown(StrictModel):
     """
 
     max_s: PositivePauseS
-    until_gpu_temp_within_c: float = Field(gt=0)
+    until_gpu_temp_within_c: float = Field(gt=0, allow_inf_nan=False)
 
 
 class Defaults(StrictModel):
