@@ -47,6 +47,10 @@ CASES: dict[str, tuple[Callable[[Project], Path], list[str]]] = {
         lambda p: p.write_study([{**DEFAULT, "runs": 60_000}, {**DEFAULT, "runs": 60_000}]),
         ["s.yaml:", "experiments.1", "more than 100000 runs"],
     ),
+    "absurd retries": (
+        lambda p: p.write_study([{**DEFAULT, "max_retries": 10**9}]),
+        ["experiments.0.max_retries", "less than or equal to 100"],
+    ),
     "infinite cooldown": (
         _text("inf.yaml", HEAD + "  - {target: toy, model: small, cooldown_s: .inf}\n"),
         ["inf.yaml:5", "experiments.0.cooldown_s", "finite"],

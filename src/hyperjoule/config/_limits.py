@@ -15,6 +15,7 @@ __all__ = [
     "MAX_NESTING",
     "MAX_PAUSE_S",
     "MAX_PLANNED_RUNS",
+    "MAX_RETRIES",
     "MAX_TIMEOUT_S",
     "NAME_PATTERN",
     "Name",
@@ -29,6 +30,8 @@ MAX_TIMEOUT_S = 30 * 86_400.0
 """Longest timeout of one run: 30 days."""
 MAX_PAUSE_S = 86_400.0
 """Longest pause, warm-up or baseline: one day."""
+MAX_RETRIES = 100
+"""Most retries of one run (each attempt is kept in the record)."""
 MAX_NESTING = 32
 """Deepest nesting of mappings and lists in a config file."""
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"

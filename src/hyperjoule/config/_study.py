@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, cast
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from hyperjoule.config._limits import PauseS, PositivePauseS, Runs
+from hyperjoule.config._limits import MAX_RETRIES, PauseS, PositivePauseS, Runs
 from hyperjoule.config._targets import Scalar, StrictModel
 from hyperjoule.records import DEFAULT_RETRY_ON
 
@@ -53,7 +53,7 @@ class Defaults(StrictModel):
     """Values every experiment inherits unless it sets its own."""
 
     runs: Runs = 1
-    max_retries: int = Field(default=0, ge=0)
+    max_retries: int = Field(default=0, ge=0, le=MAX_RETRIES)
     retry_on: RetryOn = Field(default_factory=lambda: cast(RetryOn, list(DEFAULT_RETRY_ON)))
     cooldown_s: PauseS = 0.0
     cooldown: IdleCooldown | None = None
@@ -64,7 +64,7 @@ class _ExperimentBase(StrictModel):
     target: str
     model: str | None = None
     runs: Runs | None = None
-    max_retries: int | None = Field(default=None, ge=0)
+    max_retries: int | None = Field(default=None, ge=0, le=MAX_RETRIES)
     retry_on: RetryOn | None = None
     cooldown_s: PauseS | None = None
     cooldown: IdleCooldown | None = None
@@ -123,7 +123,7 @@ class ParallelExperiment(StrictModel):
     load_threshold_pct: float = Field(default=50.0, gt=0, le=100)
     min_background_run_s: PauseS = 5.0
     require_effective_background: bool = False
-    max_retries: int | None = Field(default=None, ge=0)
+    max_retries: int | None = Field(default=None, ge=0, le=MAX_RETRIES)
     retry_on: RetryOn | None = None
     cooldown_s: PauseS | None = None
     cooldown: IdleCooldown | None = None
