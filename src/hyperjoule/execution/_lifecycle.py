@@ -11,13 +11,15 @@ the study's runs were recorded.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from hyperjoule.config import Target, TargetFingerprint, target_fingerprint
 from hyperjoule.errors import HyperjouleError
 from hyperjoule.provenance import collect_target_version
 from hyperjoule.records import RunRecord, RunStatus
 
-__all__ = ["RERUN_STATUSES", "parse_rerun", "slot_results", "target_changes"]
+__all__ = ["RERUN_STATUSES", "SlotResult", "parse_rerun", "slot_results", "target_changes"]
 
 RERUN_STATUSES = tuple(s for s in RunStatus if s.finished)
 """Statuses ``--rerun`` accepts: the final ones (interrupted runs resume by themselves)."""
@@ -47,21 +49,47 @@ def parse_rerun(text: str | None) -> frozenset[RunStatus]:
     return frozenset(allowed[n] for n in names)
 
 
-def slot_results(records: Iterable[RunRecord]) -> dict[tuple[str, str], RunRecord]:
+@dataclass(frozen=True)
+class SlotResult:
+    """The few fields of a slot's result that the plan needs (not the whole record).
+
+    A study may hold 100,000 records; the plan keeps one of these per slot instead.
+    """
+
+    run_id: str
+    target: str
+    status: RunStatus
+    fingerprint: dict[str, Any] | None
+    git_commit: str | None
+
+    @classmethod
+    def of(cls, record: RunRecord) -> SlotResult:
+        """Keep what the plan needs of ``record``."""
+        code = record.provenance.get("target_code") or {}
+        return cls(
+            record.run_id,
+            record.target,
+            record.status,
+            record.provenance.get("target_fingerprint") or None,
+            code.get("git_commit") if isinstance(code, dict) else None,
+        )
+
+
+def slot_results(records: Iterable[RunRecord]) -> dict[tuple[str, str], SlotResult]:
     """The result of each finished slot: its latest finished record.
 
     Args:
-        records: A study's records, oldest first.
+        records: A study's records, oldest first (streamed; only results are kept).
     """
-    latest: dict[tuple[str, str], RunRecord] = {}
+    latest: dict[tuple[str, str], SlotResult] = {}
     for record in records:
         if record.status.finished:
-            latest[(record.slot_id, record.dedup_key)] = record
+            latest[(record.slot_id, record.dedup_key)] = SlotResult.of(record)
     return latest
 
 
 def target_changes(
-    targets: Mapping[str, Target], used: Iterable[str], records: list[RunRecord]
+    targets: Mapping[str, Target], used: Iterable[str], results: Iterable[SlotResult]
 ) -> list[str]:
     """One line per used target whose definition or code differs from its slots' results.
 
@@ -71,24 +99,25 @@ def target_changes(
     Args:
         targets: The study's targets as they are now.
         used: Names of the targets the study uses.
-        records: The study's records, oldest first.
+        results: The study's slot results (see :func:`slot_results`).
     """
-    results = list(slot_results(records).values())
+    by_target: dict[str, list[SlotResult]] = {}
+    for result in results:
+        by_target.setdefault(result.target, []).append(result)
     lines: list[str] = []
     for name in used:
-        own = [r for r in results if r.target == name]
+        own = by_target.get(name, [])
         if not own:
             continue
         now = target_fingerprint(targets[name])
         commit = collect_target_version(targets[name].workdir).get("git_commit")
         changed: list[str] = []
         stale = 0
-        for record in own:
-            saved = record.provenance.get("target_fingerprint")
-            if not saved:
+        for result in own:
+            if result.fingerprint is None:
                 continue  # recorded before fingerprints existed (or imported): unknown
-            diff = now.changes_since(TargetFingerprint.from_dict(saved))
-            if (record.provenance.get("target_code") or {}).get("git_commit") != commit:
+            diff = now.changes_since(TargetFingerprint.from_dict(result.fingerprint))
+            if result.git_commit != commit:
                 diff.append("git commit")
             if diff:
                 stale += 1

@@ -93,8 +93,7 @@ def load_plan_state(
             specs, replanned = _plan_against(loaded, store, save=True)
     else:
         specs, replanned = _plan_against(loaded, store, save=False)
-    records = list(store.iter_runs(study=name)) if store is not None else []
-    results = slot_results(records)
+    results = slot_results(store.iter_runs(study=name)) if store is not None else {}
     finished = {key for key, r in results.items() if r.status not in rerun}
     todo = [s for s in specs if (s.slot_id, s.dedup_key) not in finished]
     done = {s.slot_id for s in specs} - {s.slot_id for s in todo}
@@ -115,7 +114,7 @@ def load_plan_state(
         p.setup.spec(0, dict(p.setup.space.base), -1) for p in searches for _ in range(p.left)
     ]
     estimate_s, unestimated = _estimate(todo + trial_specs, store)
-    changes = target_changes(loaded.targets, loaded.used_targets(), records)
+    changes = target_changes(loaded.targets, loaded.used_targets(), results.values())
     return PlanState(
         specs,
         todo,
