@@ -212,6 +212,11 @@ def test_results_recorded_before_the_checks_still_read(
         target.read_text(encoding="utf-8")
     assert main(["report", "--results-dir", results, "-o", str(tmp_path / "r.html")]) == 0
     assert "\x1b" not in (tmp_path / "r.html").read_text(encoding="utf-8")
+    for fmt in ("table", "csv", "json"):
+        assert main(["pareto", "--results-dir", results, "--format", fmt]) == 0
+        out = capsys.readouterr().out
+        assert "\x1b" not in out, fmt
+        out.encode("utf-8")
 
 
 def test_run_files_get_the_mode_of_logs(hostile_results: tuple[Project, int]) -> None:
