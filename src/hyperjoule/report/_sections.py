@@ -184,10 +184,16 @@ def summary_section(data: ReportData) -> str:
         columns.append((figure_name, label, _raw))
     for metric in data.metrics:
         shown[metric] = ci(metric)
-        columns.append((metric, _label(metric), _raw))
+        # ↑ higher / ↓ lower is better; "?" when the goal is guessed from the name.
+        columns.append((metric, f"{_label(metric)} {data.goal(metric).arrow}", _raw))
+    guess_note = ""
+    if any(not data.goal(m).declared for m in data.metrics):
+        guess_note = ", ? not declared in targets.yaml, guessed from the name"
     parts = [
         "<p>Means over the succeeded runs of each target and model, with 95% t intervals "
-        "in brackets (none below two runs). Under each energy figure: how it was measured.</p>",
+        "in brackets (none below two runs, never beyond what the figure can take). Under "
+        "each energy figure: how it was measured. Metrics: ↑ higher is better, ↓ lower is "
+        f"better{guess_note}.</p>",
         table(shown, columns),
     ]
     if summary["energy_total_j_n"].sum() > 0:
