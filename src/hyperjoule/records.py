@@ -227,9 +227,14 @@ class EnergyComponent:
 
 @dataclass
 class EnergyBlock:
-    """The ``energy`` block of a run record: one entry per component plus the total."""
+    """The ``energy`` block of a run record: one entry per component plus the total.
+
+    ``partial`` is True when the figures stop short of the run's end: its runner was
+    killed and they are those of the last checkpoint (methods kept).
+    """
 
     components: dict[str, EnergyComponent] = field(default_factory=dict)
+    partial: bool = False
 
     def get(self, name: str) -> EnergyComponent:
         """Return a component, ``unavailable`` when no meter reported it."""
@@ -268,13 +273,14 @@ class EnergyBlock:
         out["total_method"] = self.total_method
         out["total_components"] = [n for n in ENERGY_COMPONENTS if self.get(n).energy_j is not None]
         out["components"] = {n: dataclasses.asdict(self.get(n)) for n in ENERGY_COMPONENTS}
+        out["partial"] = self.partial
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EnergyBlock:
         """Rebuild a block written by :meth:`to_dict`."""
         comps = {n: EnergyComponent(**c) for n, c in data.get("components", {}).items()}
-        return cls(components=comps)
+        return cls(components=comps, partial=bool(data.get("partial", False)))
 
 
 @dataclass

@@ -130,3 +130,14 @@ class MeterContract:
             assert energy.get(name).energy_j == reading.components[name].energy_j
         assert power.to_dict()  # always a block, even without a GPU meter
         energy.to_dict()
+
+    def test_peek_keeps_the_window_open(self, meter: Meter, run_dir: Path) -> None:
+        assert meter.peek(USAGE) is None  # no window: nothing to read
+        meter.start(run_dir)
+        so_far = meter.peek(RunUsage(duration_s=0.5, cpu_time_s=0.5))
+        if so_far is not None:  # None: this meter tells only when the window closes
+            assert set(so_far.components) == set(meter.components)
+            for comp in so_far.components.values():
+                assert (comp.energy_j is None) == (comp.method == "unavailable")
+        check_reading(meter, meter.stop(USAGE), run_dir)
+        meter.close()

@@ -37,7 +37,11 @@ SCRIPT = textwrap.dedent(
     p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--fill-mib", type=int, default=0)
     p.add_argument("--daemon", type=int, default=0)
+    p.add_argument("--busy-s", type=float, default=0.0)
     a = p.parse_args()
+    end = time.process_time() + a.busy_s
+    while time.process_time() < end:  # CPU time, so an estimate meter has energy to count
+        pass
     if a.daemon and os.fork() == 0:  # a daemon: double fork, setsid, outlives the script
         os.setsid()
         if os.fork() == 0:
@@ -80,6 +84,7 @@ class Lab:
                 "seconds": {"flag": "--seconds", "type": "float", "default": seconds},
                 "fill_mib": {"flag": "--fill-mib", "type": "int", "default": 0},
                 "daemon": {"flag": "--daemon", "type": "int", "default": 0},
+                "busy_s": {"flag": "--busy-s", "type": "float", "default": 0.0},
             },
             "metrics": {"accuracy": {"regex": r"Final accuracy=([0-9.]+)"}},
             "required_metrics": ["accuracy"],
@@ -415,6 +420,63 @@ def test_daemons_are_killed_at_run_end_and_after_sigkill_of_the_runner(tmp_path:
         _wait_for(lambda: len(list(lab.pids.glob("*.daemon"))) >= 1)
         _kill(proc)
         _assert_no_orphans(lab)
+    finally:
+        for pid in lab.training_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _checkpointed_s(lab: Lab) -> float:
+    if not (lab.results / "hyperjoule.db").exists():
+        return 0.0
+    conn = sqlite3.connect(lab.results / "hyperjoule.db", timeout=30)
+    try:
+        row = conn.execute(
+            "SELECT max(json_extract(record_json, '$.checkpoint.duration_s')) FROM runs "
+            "WHERE status = 'running'"
+        ).fetchone()
+    except sqlite3.OperationalError:
+        return 0.0  # tables not created yet
+    finally:
+        conn.close()
+    return float(row[0] or 0.0)
+
+
+def test_sigkill_mid_attempt_keeps_its_checkpointed_duration_and_energy(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "lab", runs=1, seconds=60.0)
+    targets_path = lab.root / "targets.yaml"
+    targets = yaml.safe_load(targets_path.read_text())
+    targets["targets"]["job"]["hyperparameters"]["busy_s"]["default"] = 3.0
+    targets_path.write_text(yaml.safe_dump(targets))
+    study = lab.study()
+    proc = lab.start(study)
+    try:
+        started = time.monotonic()
+        _wait_for(lambda: _checkpointed_s(lab) >= 3.5)  # a checkpoint after the busy part
+        _kill(proc)
+        killed_after_s = time.monotonic() - started
+        _assert_no_orphans(lab)
+        # Resume (with quick runs): the stale record becomes interrupted with the figures
+        # of its last checkpoint instead of nothing.
+        targets["targets"]["job"]["hyperparameters"]["seconds"]["default"] = 0.05
+        targets["targets"]["job"]["hyperparameters"]["busy_s"]["default"] = 0.0
+        targets_path.write_text(yaml.safe_dump(targets))
+        rerun = lab.start(study)
+        _, err = rerun.communicate(timeout=60)
+        assert rerun.returncode == 0, err.decode()
+        with ResultsStore(lab.results, create=False) as store:
+            killed = [r for r in store.iter_runs(study="crash") if not r.status.finished]
+        (record,) = killed
+        assert record.status is RunStatus.INTERRUPTED and record.attempts == 1
+        assert record.duration_s is not None and 3.5 <= record.duration_s <= killed_after_s
+        assert record.cpu_time_s is not None and record.cpu_time_s >= 0.5  # busy, 2 shared cores
+        assert record.energy.partial is True
+        assert record.energy.total_j is not None and record.energy.total_j > 0
+        assert record.energy.total_method in ("counter", "integrated", "estimated")
+        assert "checkpoint" in (record.error or "")
+        (entry,) = record.attempt_log
+        assert entry["partial"] is True and entry["status"] == "interrupted"
+        assert entry["energy_total_j"] == record.energy.total_j  # counted in the study cost
     finally:
         for pid in lab.training_pids():
             with contextlib.suppress(ProcessLookupError):

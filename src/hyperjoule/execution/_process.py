@@ -33,6 +33,7 @@ from hyperjoule.execution._proctree import (
     launching,
     new_run_token,
     register_child,
+    tree_cpu_time_s,
 )
 
 __all__ = ["ProcessResult", "kill_process_group", "run_process"]
@@ -139,6 +140,8 @@ def run_process(
     poll_interval_s: float = 0.05,
     should_stop: Callable[[], bool] | None = None,
     run_token: str | None = None,
+    on_progress: Callable[[float, float | None], None] | None = None,
+    progress_every_s: float = 5.0,
 ) -> ProcessResult:
     """Run ``argv`` in its own process group with output streamed to ``log_path``.
 
@@ -156,6 +159,10 @@ def run_process(
             result marked ``stopped_early`` (a pruned search trial).
         run_token: Put in the child's environment as ``HYPERJOULE_RUN_TOKEN`` to find
             its descendants later, even daemons; a new one by default.
+        on_progress: Called every ``progress_every_s`` while the process runs with its
+            duration so far and the CPU time so far of its processes (seconds; None when
+            unknown), so a caller can checkpoint what a killed runner would lose.
+        progress_every_s: Period of ``on_progress``, in seconds.
 
     Returns:
         The outcome. A program that cannot be started is reported as exit code 127
@@ -190,6 +197,7 @@ def run_process(
             return ProcessResult(127, None, False, False, 0.0, None, None, log_path)
         if on_start is not None:
             on_start(proc.pid)
+        next_progress = start + progress_every_s
         timed_out = interrupted = stopped_early = False
         status: int | None = None
         rusage = None
@@ -215,6 +223,9 @@ def run_process(
             ):
                 stopped_early = True
                 _kill_in_background(proc.pid, grace_s)
+            if on_progress is not None and time.monotonic() >= next_progress:
+                on_progress(time.monotonic() - start, tree_cpu_time_s(proc.pid, token))
+                next_progress = time.monotonic() + progress_every_s
             time.sleep(poll_interval_s)
         duration_s = time.monotonic() - start
         forget_child(proc.pid)

@@ -45,6 +45,7 @@ __all__ = [
     "launching",
     "new_run_token",
     "register_child",
+    "tree_cpu_time_s",
 ]
 
 logger = logging.getLogger(__name__)
@@ -250,6 +251,26 @@ def children_now() -> set[int]:
     """Direct children of this process right now (taken before a launch)."""
     me = os.getpid()
     return {p.pid for p in _scan().values() if p.ppid == me}
+
+
+def tree_cpu_time_s(pgid: int, token: str) -> float | None:
+    """CPU time so far of a running run's processes (group, session, token), in seconds.
+
+    Each process counts its own time plus that of the children it reaped; a process
+    already gone and reaped by someone not counted here is missing until the run ends
+    (its final figure comes from ``wait4``). None without ``/proc``.
+    """
+    procs = _scan()
+    if not procs:
+        return None
+    marker = f"{RUN_TOKEN_ENV}={token}".encode()
+    members = {
+        p.pid
+        for p in procs.values()
+        if p.pgid == pgid or p.sid == pgid or (p.pid != os.getpid() and _has_token(p.pid, marker))
+    }
+    # A member's cutime already holds its reaped children; count each process once.
+    return sum(procs[pid].cpu_time_s for pid in members)
 
 
 def end_leftovers(

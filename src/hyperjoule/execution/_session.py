@@ -28,6 +28,7 @@ from hyperjoule.config import (
 )
 from hyperjoule.errors import StorageError
 from hyperjoule.execution._background import BackgroundJob, BackgroundSet
+from hyperjoule.execution._checkpoint import CHECKPOINT_PERIOD_S, AttemptCheckpointer
 from hyperjoule.execution._intermediate import IntermediateWatch
 from hyperjoule.execution._metering import MeterPool, run_environ
 from hyperjoule.execution._outcome import classify_outcome
@@ -295,6 +296,8 @@ class SessionContext:
                 stop_event=stop,
                 on_start=self.reaper.track,
                 should_stop=watch.should_stop if watch is not None else None,
+                on_progress=AttemptCheckpointer(self.store, record.run_id, attempt, meters),
+                progress_every_s=CHECKPOINT_PERIOD_S,
             )
             window = (window_start, time.monotonic())
             self.reaper.untrack(result.pid)

@@ -12,7 +12,14 @@ record's energy and power blocks, keeping the most trustworthy figure per compon
     energy, power = merge_readings([m.stop(RunUsage(duration_s, cpu_time_s)) for m in meters])
 """
 
-from hyperjoule.meters._base import Meter, MeterReading, ProbeResult, RunUsage, merge_readings
+from hyperjoule.meters._base import (
+    Meter,
+    MeterReading,
+    ProbeResult,
+    RunUsage,
+    merge_readings,
+    unavailable_reading,
+)
 from hyperjoule.meters._baseline import (
     Baseline,
     GpuTemperatureReader,
@@ -52,6 +59,7 @@ __all__ = [
     "load_nvml",
     "measure_baseline",
     "merge_readings",
+    "unavailable_reading",
     "net_energy",
     "net_energy_with_reason",
     "probe_meters",

@@ -124,6 +124,9 @@ class Meter(abc.ABC):
     * ``stop`` without an open window, and ``start`` while one is open, raise
       ``RuntimeError`` (a bug in the caller, not a sensor problem).
     * Windows can be opened again after ``stop``, any number of times.
+    * ``peek(usage)`` returns the energy of the open window so far without closing it
+      (for checkpoints of long runs), or None when the meter cannot tell before the
+      window closes; it never raises for a sensor failure.
     * ``close()`` ends an open window, releases handles and threads; it is idempotent,
       and ``start`` after ``close`` raises ``RuntimeError``.
 
@@ -184,6 +187,24 @@ class Meter(abc.ABC):
             )
         return reading
 
+    def peek(self, usage: RunUsage) -> MeterReading | None:
+        """Energy of the open window so far, the window staying open.
+
+        Args:
+            usage: Duration and CPU time of the run so far.
+
+        Returns:
+            A reading like :meth:`stop`'s, or None when no window is open, it failed to
+            open, the meter cannot read before the window closes, or reading failed.
+        """
+        if not self._window_open or self._start_error is not None:
+            return None
+        try:
+            return self._peek_window(usage)
+        except Exception as e:
+            logger.debug("meter %s: no reading so far: %s", self.name, e, exc_info=True)
+            return None
+
     def close(self) -> None:
         """Release handles and threads; idempotent."""
         if self._closed:
@@ -210,6 +231,10 @@ class Meter(abc.ABC):
 
         May raise: every covered component is then reported unavailable.
         """
+
+    def _peek_window(self, usage: RunUsage) -> MeterReading | None:
+        """The window's reading so far (None: this meter cannot tell before it closes)."""
+        return None
 
     def _abort_window(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Stop samplers of an open window without reading (close mid-window, failures)."""

@@ -61,6 +61,9 @@ class EstimateMeter(Meter):
     def _open_window(self, run_dir: Path) -> None:
         pass
 
+    def _peek_window(self, usage: RunUsage) -> MeterReading:
+        return self._close_window(usage)  # the estimate needs nothing but the usage so far
+
     def _close_window(self, usage: RunUsage) -> MeterReading:
         components = {name: EnergyComponent.unavailable(r) for name, r in self.unavailable.items()}
         cpu_time_s = usage.cpu_time_s

@@ -72,8 +72,14 @@ class FakeMeter(Meter):
     def _open_window(self, run_dir: Path) -> None:
         self.run_dirs.append(run_dir)
 
+    def _peek_window(self, usage: RunUsage) -> MeterReading:
+        return self._reading(usage, timeline=False)
+
     def _close_window(self, usage: RunUsage) -> MeterReading:
         self.windows.append(usage)
+        return self._reading(usage, timeline=self.timeline)
+
+    def _reading(self, usage: RunUsage, *, timeline: bool) -> MeterReading:
         duration_s = max(0.0, usage.duration_s)
         components = {c: EnergyComponent.unavailable(r) for c, r in self.unavailable.items()}
         for comp, spec in self.power_w.items():
@@ -85,7 +91,7 @@ class FakeMeter(Meter):
                 reason=f"fake meter {self.name!r}: replayed power",
             )
         files: list[str] = []
-        if self.timeline:
+        if timeline:
             files.append(self._write_timeline(duration_s))
         return MeterReading(components, power=self.power, files=files)
 

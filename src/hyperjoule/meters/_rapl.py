@@ -262,6 +262,16 @@ class RaplMeter(SampledWindow, Meter):
                 energy_j = uj_to_j(c.total_uj)
                 self._timeline.write(f"{now_s - self._t0_s:.3f},{c.zone.device},{energy_j:.6f}\n")
 
+    def _peek_window(self, usage: RunUsage) -> MeterReading:
+        self._poll(time.monotonic())  # counters read now; wraps counted as usual
+        with self._lock:
+            return MeterReading(
+                {
+                    "cpu_pkg": self._component("package", "no RAPL package domain"),
+                    "cpu_dram": self._component("dram", "no RAPL DRAM domain"),
+                }
+            )
+
     def _close_window(self, usage: RunUsage) -> MeterReading:
         self._stop_sampler()
         self._poll(time.monotonic())

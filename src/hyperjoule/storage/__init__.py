@@ -12,6 +12,7 @@ each session a ``summary.csv`` appended after every run::
 
 from __future__ import annotations
 
+from hyperjoule.storage._checkpoint import AttemptCheckpoint
 from hyperjoule.storage._db import ResultsStore
 from hyperjoule.storage._layout import (
     RUN_JSON,
@@ -48,6 +49,7 @@ __all__ = [
     "RUN_JSON",
     "SCHEMA_VERSION",
     "SUMMARY_BASE_COLUMNS",
+    "AttemptCheckpoint",
     "ResultsStore",
     "StudyBusyError",
     "StudyLock",

@@ -20,6 +20,7 @@ from typing import Any
 
 from hyperjoule.errors import StorageError
 from hyperjoule.records import RunRecord, RunSpec, RunStatus
+from hyperjoule.storage._checkpoint import AttemptCheckpoint, apply_checkpoint
 from hyperjoule.storage._layout import new_session_id, record_to_json, utc_timestamp
 from hyperjoule.storage._schema import (
     DB_FILENAME,
@@ -367,11 +368,22 @@ class ResultsStore:
             ).fetchall()
         return [float(r[0]) for r in rows]
 
+    def checkpoint_run(self, run_id: str, checkpoint: AttemptCheckpoint) -> None:
+        """Store a running attempt's accounting so far (a small in-place JSON update)."""
+        with self._transaction(f"checkpoint run {run_id}") as conn:
+            conn.execute(
+                "UPDATE runs SET record_json = json_set(record_json, '$.checkpoint', json(?)) "
+                "WHERE run_id = ? AND status = ?",
+                (json.dumps(checkpoint.to_dict()), run_id, RunStatus.RUNNING.value),
+            )
+
     def mark_stale_running(self, study: str) -> int:
         """Turn runs of ``study`` left ``running`` by a killed runner into ``interrupted``.
 
-        Sessions of the study still marked running are marked interrupted too. Call only
-        when no other runner works on the study.
+        A run with a checkpoint keeps the duration, CPU time and (partial) energy of its
+        last one, and that attempt joins ``attempt_log``. Sessions of the study still
+        marked running are marked interrupted too. Call only when no other runner works
+        on the study.
 
         Returns:
             The number of runs changed.
@@ -385,9 +397,25 @@ class ResultsStore:
                 record = self._decode(run_id, text)
                 record.status = RunStatus.INTERRUPTED
                 record.error = STALE_RUN_ERROR
+                checkpoint = json.loads(text).get("checkpoint")
+                if isinstance(checkpoint, dict):
+                    try:
+                        loaded = AttemptCheckpoint.from_dict(checkpoint)
+                    except (KeyError, TypeError, ValueError) as e:
+                        logger.warning("run %s: unreadable checkpoint ignored (%s)", run_id, e)
+                    else:
+                        apply_checkpoint(record, loaded, STALE_RUN_ERROR)
                 conn.execute(
-                    "UPDATE runs SET status = ?, record_json = ? WHERE run_id = ?",
-                    (record.status.value, record_to_json(record), run_id),
+                    "UPDATE runs SET status = ?, ended_at = ?, duration_s = ?, "
+                    "energy_total_j = ?, record_json = ? WHERE run_id = ?",
+                    (
+                        record.status.value,
+                        record.ended_at,
+                        record.duration_s,
+                        record.energy.total_j,
+                        record_to_json(record),
+                        run_id,
+                    ),
                 )
             conn.execute(
                 "UPDATE sessions SET status = 'interrupted' "
