@@ -78,3 +78,15 @@ def test_unavailable_meter_validates() -> None:
         UnavailableMeter({"disk": "x"})
     with pytest.raises(ValueError, match="reason"):
         UnavailableMeter({"gpu": ""})
+
+
+def test_peek_estimates_the_cpu_time_so_far_and_keeps_the_window(tmp_path: Path) -> None:
+    meter = EstimateMeter(10.0)
+    meter.start(tmp_path)
+    so_far = meter.peek(RunUsage(duration_s=2.0, cpu_time_s=1.5))
+    assert so_far is not None
+    assert so_far.components["cpu_pkg"].energy_j == pytest.approx(15.0)
+    assert so_far.components["cpu_pkg"].method == "estimated"
+    final = meter.stop(RunUsage(duration_s=4.0, cpu_time_s=3.0))
+    assert final.components["cpu_pkg"].energy_j == pytest.approx(30.0)
+    meter.close()

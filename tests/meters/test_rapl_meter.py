@@ -258,3 +258,17 @@ def test_meter_total_matches_energy_added_through_sysfs(
         pkg = meter.stop(USAGE).components["cpu_pkg"]
         meter.close()
     assert pkg.energy_j == pytest.approx(sum(steps_uj) / 1e6, rel=1e-12, abs=1e-9)
+
+
+def test_peek_reads_the_counters_so_far(powercap: FakePowercap, tmp_path: Path) -> None:
+    meter = RaplMeter(powercap.root, poll_s=IDLE_POLL_S)
+    meter.start(tmp_path)
+    powercap.advance("0", 10_000_000)
+    so_far = meter.peek(USAGE)
+    assert so_far is not None
+    assert so_far.components["cpu_pkg"].energy_j == pytest.approx(10.0)
+    assert so_far.components["cpu_pkg"].method == "counter"
+    powercap.advance("0", 5_000_000)
+    reading = meter.stop(USAGE)  # the window went on: the final figure has it all
+    meter.close()
+    assert reading.components["cpu_pkg"].energy_j == pytest.approx(15.0)
