@@ -31,6 +31,8 @@ from hyperjoule.meters import (
     RunUsage,
     UnavailableMeter,
     create_meters,
+    readings_so_far,
+    unavailable_reading,
 )
 
 __all__ = ["EnergyWindow", "GpuSelection", "NodeDevices"]
@@ -82,6 +84,16 @@ class EnergyWindow:
         readings = [meter.close(self.key, usage) for meter in self._shared]
         readings += [meter.stop(usage) for meter in self._own]
         return readings
+
+    def peek(self, usage: RunUsage) -> list[MeterReading]:
+        """Readings so far, the window staying open (checkpoints of a running attempt).
+
+        Shared meters apportion a device only when a window closes: their components
+        are unavailable so far, with that reason.
+        """
+        why = "shared device meter {!r}: apportioned only when the attempt ends"
+        readings = [unavailable_reading(m.components, why.format(m.name)) for m in self._shared]
+        return readings + readings_so_far(self._own, usage)
 
     def abort(self) -> None:
         """Drop the window without readings (the attempt did not start)."""

@@ -19,6 +19,11 @@ from pathlib import Path
 
 from hyperjoule.devices import EnergyWindow, NodeDevices
 from hyperjoule.execution._background import BackgroundJob, BackgroundSet
+from hyperjoule.execution._checkpoint import (
+    CHECKPOINT_PERIOD_S,
+    AttemptCheckpointer,
+    CheckpointSink,
+)
 from hyperjoule.execution._outcome import classify_outcome
 from hyperjoule.execution._parallel_energy import background_estimate, mark_parallel
 from hyperjoule.execution._process import run_process
@@ -95,6 +100,7 @@ def execute(
     stop: threading.Event | None = None,
     tracker: GroupTracker | None = None,
     baseline: Baseline | None = None,
+    on_checkpoint: CheckpointSink | None = None,
 ) -> AttemptResult:
     """Run one attempt and return what happened; never writes outside ``task.run_dir``.
 
@@ -105,6 +111,9 @@ def execute(
             ``interrupted``.
         tracker: Told every process group started and reaped (the orphan watchdog).
         baseline: Idle baseline of this node's devices, for net energy.
+        on_checkpoint: Receives the attempt's duration, CPU time and energy so far every
+            ``CHECKPOINT_PERIOD_S`` (the coordinator stores them, so a killed runner
+            loses seconds of accounting); called from this attempt's thread.
 
     Returns:
         The attempt's result. A failing training process is a result, not an exception.
@@ -139,6 +148,12 @@ def execute(
                 grace_s=task.grace_s,
                 stop_event=stop,
                 on_start=groups.track,
+                on_progress=(
+                    AttemptCheckpointer(task.attempt, window.peek, on_checkpoint)
+                    if on_checkpoint is not None
+                    else None
+                ),
+                progress_every_s=CHECKPOINT_PERIOD_S,
             )
         except BaseException:
             window.abort()

@@ -3,53 +3,52 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable
 
-from hyperjoule.errors import StorageError
-from hyperjoule.meters import Meter, RunUsage, merge_readings, unavailable_reading
-from hyperjoule.storage import AttemptCheckpoint, ResultsStore, utc_timestamp
+from hyperjoule.meters import MeterReading, RunUsage, merge_readings
+from hyperjoule.storage import AttemptCheckpoint, utc_timestamp
 
-__all__ = ["CHECKPOINT_PERIOD_S", "AttemptCheckpointer"]
+__all__ = ["CHECKPOINT_PERIOD_S", "AttemptCheckpointer", "CheckpointSink"]
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PERIOD_S = 2.0
 """How often a running attempt's duration, CPU time and energy so far are stored."""
 
+CheckpointSink = Callable[[AttemptCheckpoint], None]
+"""Stores a checkpoint (the coordinator's database writer)."""
+
 
 class AttemptCheckpointer:
-    """Stores an attempt's accounting so far; pass it as ``run_process(on_progress=...)``.
+    """Builds an attempt's checkpoints; pass it as ``run_process(on_progress=...)``.
 
     Args:
-        store: The results database (the run's record must be stored, ``running``).
-        run_id: The run.
         attempt: The attempt number.
-        meters: The meters whose windows are open around the attempt.
+        peek: The open window's readings so far for a usage so far.
+        sink: Stores each checkpoint. Its failures are logged, never raised: a full or
+            busy disk must not stop the training run itself.
     """
 
-    def __init__(self, store: ResultsStore, run_id: str, attempt: int, meters: Sequence[Meter]):
-        self._store = store
-        self._run_id = run_id
+    def __init__(
+        self,
+        attempt: int,
+        peek: Callable[[RunUsage], list[MeterReading]],
+        sink: CheckpointSink,
+    ) -> None:
         self._attempt = attempt
-        self._meters = list(meters)
+        self._peek = peek
+        self._sink = sink
         self._started_at = utc_timestamp()
 
     def __call__(self, duration_s: float, cpu_time_s: float | None) -> None:
-        """Take the meters' readings so far and store them with the duration."""
-        usage = RunUsage(duration_s=duration_s, cpu_time_s=cpu_time_s)
-        readings = []
-        for meter in self._meters:
-            reading = meter.peek(usage)
-            if reading is None:
-                why = f"meter {meter.name!r} gives no reading before its window closes"
-                reading = unavailable_reading(meter.components, why)
-            readings.append(reading)
-        energy, _ = merge_readings(readings)
-        energy.partial = True
-        checkpoint = AttemptCheckpoint(
-            self._attempt, self._started_at, utc_timestamp(), duration_s, cpu_time_s, energy
-        )
+        """Take the readings so far and hand them, with the duration, to the sink."""
         try:
-            self._store.checkpoint_run(self._run_id, checkpoint)
-        except StorageError as e:  # a busy or full disk must not stop the run itself
-            logger.warning("run %s: checkpoint not stored: %s", self._run_id, e)
+            energy, _ = merge_readings(self._peek(RunUsage(duration_s, cpu_time_s)))
+            energy.partial = True
+            self._sink(
+                AttemptCheckpoint(
+                    self._attempt, self._started_at, utc_timestamp(), duration_s, cpu_time_s, energy
+                )
+            )
+        except Exception as e:
+            logger.warning("attempt %d: checkpoint not stored: %s", self._attempt, e)

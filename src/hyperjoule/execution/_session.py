@@ -42,6 +42,7 @@ from hyperjoule.meters import (
     gpu_temperature_reader,
     merge_readings,
     net_energy_with_reason,
+    readings_so_far,
 )
 from hyperjoule.metrics import MetricPattern, extract_metrics
 from hyperjoule.provenance import (
@@ -296,7 +297,11 @@ class SessionContext:
                 stop_event=stop,
                 on_start=self.reaper.track,
                 should_stop=watch.should_stop if watch is not None else None,
-                on_progress=AttemptCheckpointer(self.store, record.run_id, attempt, meters),
+                on_progress=AttemptCheckpointer(
+                    attempt,
+                    lambda usage: readings_so_far(meters, usage),
+                    lambda checkpoint: self.store.checkpoint_run(record.run_id, checkpoint),
+                ),
                 progress_every_s=CHECKPOINT_PERIOD_S,
             )
             window = (window_start, time.monotonic())

@@ -18,6 +18,7 @@ from hyperjoule.meters._base import (
     ProbeResult,
     RunUsage,
     merge_readings,
+    readings_so_far,
     unavailable_reading,
 )
 from hyperjoule.meters._baseline import (
@@ -59,6 +60,7 @@ __all__ = [
     "load_nvml",
     "measure_baseline",
     "merge_readings",
+    "readings_so_far",
     "unavailable_reading",
     "net_energy",
     "net_energy_with_reason",

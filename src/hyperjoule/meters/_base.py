@@ -23,6 +23,7 @@ __all__ = [
     "ProbeResult",
     "RunUsage",
     "merge_readings",
+    "readings_so_far",
     "unavailable_reading",
 ]
 
@@ -105,6 +106,22 @@ def _check_component(name: str, comp: EnergyComponent) -> None:
 def unavailable_reading(components: Sequence[str], reason: str) -> MeterReading:
     """A reading in which every one of ``components`` is unavailable for ``reason``."""
     return MeterReading({name: EnergyComponent.unavailable(reason) for name in components})
+
+
+def readings_so_far(meters: Sequence[Meter], usage: RunUsage) -> list[MeterReading]:
+    """Each meter's reading of its open window so far (:meth:`Meter.peek`).
+
+    A meter that cannot tell before its window closes reports its components
+    unavailable, with that reason.
+    """
+    readings = []
+    for meter in meters:
+        reading = meter.peek(usage)
+        if reading is None:
+            why = f"meter {meter.name!r} gives no reading before its window closes"
+            reading = unavailable_reading(meter.components, why)
+        readings.append(reading)
+    return readings
 
 
 class Meter(abc.ABC):
