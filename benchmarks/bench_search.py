@@ -63,14 +63,22 @@ def space() -> dict[str, Any]:
     return target
 
 
+CURVES = {"crossing": True}  # set by --curves
+
+
 def curve(hp: dict[str, Any], epoch: int) -> float:
-    """Validation accuracy after ``epoch`` epochs (synthetic_train.py's model)."""
+    """Validation accuracy after ``epoch`` epochs (synthetic_train.py's model).
+
+    ``crossing`` curves (the script's): a higher learning rate learns faster but levels
+    off lower, so early rankings mislead. ``parallel``: every configuration learns at the
+    same rate, so the early ranking is the final one.
+    """
     lr, width = float(hp["lr"]), float(hp["width"])
     cap = 0.99 - 0.08 * (math.log10(lr) - math.log10(0.03)) ** 2
     cap -= 0.12 * math.exp(-width / 24.0)
     cap -= 0.01 if float(hp["wd"]) == 0 else 0.0
     cap -= 0.015 if hp["optim"] == "sgd" else 0.0
-    rate = 0.35 + 0.5 * min(1.0, lr * 10)
+    rate = 0.35 + 0.5 * min(1.0, lr * 10) if CURVES["crossing"] else 0.5
     return max(0.0, cap) * (1.0 - math.exp(-rate * epoch))
 
 
@@ -122,7 +130,9 @@ def make_setup(root: Path, sampler: str, seed: int, trials: int, **extra: Any) -
     return search_setups(load_study(path))[0]
 
 
-def run_search(setup: Any, seed: int, *, stop_when_feasible: bool = False) -> list[RunRecord]:
+def run_search(
+    setup: Any, seed: int, *, stop_when_feasible: bool = False, threshold: float = 0.95
+) -> list[RunRecord]:
     """Drive the proposer like the runner does; return the records in order."""
     proposer = SearchProposer(setup, [])
     noise = random.Random(seed)
@@ -137,7 +147,7 @@ def run_search(setup: Any, seed: int, *, stop_when_feasible: bool = False) -> li
         record = record_of(spec, ran, status, len(records), noise)
         proposer.tell(record)
         records.append(record)
-        feasible = status is RunStatus.SUCCEEDED and record.metrics["test_accuracy"] >= 0.95
+        feasible = status is RunStatus.SUCCEEDED and record.metrics["test_accuracy"] >= threshold
         if stop_when_feasible and feasible:
             break
     return records
@@ -188,22 +198,24 @@ def compare_samplers(tmp: Path, n: int, seeds: list[int]) -> None:
         )
 
 
-def compare_pruning(tmp: Path, n: int, seeds: list[int], prune: dict[str, Any]) -> None:
+def compare_pruning(
+    tmp: Path, n: int, seeds: list[int], prune: dict[str, Any], threshold: float
+) -> None:
     print(
-        f"\n2. energy to find test_accuracy >= 0.95 (tpe), pruning "
+        f"\n2. energy to find test_accuracy >= {threshold} (tpe), pruning "
         f"({prune['pruner']}, min_epochs {prune['min_epochs']}) vs none"
     )
     spent: dict[str, list[float]] = {"none": [], "pruned": []}
     found: dict[str, int] = {"none": 0, "pruned": 0}
     for s in seeds:
         for kind in ("none", "pruned"):
-            extra: dict[str, Any] = {"constraints": {"test_accuracy": ">= 0.95"}}
+            extra: dict[str, Any] = {"constraints": {"test_accuracy": f">= {threshold}"}}
             if kind == "pruned":
                 extra["prune"] = prune
             setup = make_setup(tmp / f"p{kind}{s}", "tpe", s, 4 * n, **extra)
-            records = run_search(setup, s, stop_when_feasible=True)
+            records = run_search(setup, s, stop_when_feasible=True, threshold=threshold)
             last = records[-1]
-            ok = last.status is RunStatus.SUCCEEDED and last.metrics["test_accuracy"] >= 0.95
+            ok = last.status is RunStatus.SUCCEEDED and last.metrics["test_accuracy"] >= threshold
             found[kind] += int(ok)
             spent[kind].append(sum(r.energy.total_j or 0.0 for r in records))
     none_j, pruned_j = statistics.median(spent["none"]), statistics.median(spent["pruned"])
@@ -223,14 +235,20 @@ def main() -> int:
     parser.add_argument("--pruner", choices=["median", "hyperband"], default="median")
     parser.add_argument("--min-epochs", type=int, default=2)
     parser.add_argument("--only-pruning", action="store_true")
+    parser.add_argument("--threshold", type=float, default=0.95)
+    parser.add_argument("--curves", choices=["crossing", "parallel"], default="crossing")
     args = parser.parse_args()
     n, seeds = args.trials, list(range(1, args.seeds + 1))
-    print(f"in-process synthetic objective; {n} trials; median over {len(seeds)} seeds")
+    CURVES["crossing"] = args.curves == "crossing"
+    print(
+        f"in-process synthetic objective ({args.curves} learning curves); {n} trials; "
+        f"median over {len(seeds)} seeds"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         if not args.only_pruning:
             compare_samplers(Path(tmp), n, seeds)
         prune = {"metric": "val_accuracy", "pruner": args.pruner, "min_epochs": args.min_epochs}
-        compare_pruning(Path(tmp), n, seeds, prune)
+        compare_pruning(Path(tmp), n, seeds, prune, args.threshold)
     return 0
 
 
