@@ -72,7 +72,7 @@ CASES: dict[str, tuple[Callable[[Project], Path], list[str]]] = {
     ),
     "JSON nested 100,000 deep": (
         _text("deep.json", '{"name": "s", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"),
-        ["deep.json:1", "nested more than 32 levels"],
+        ["deep.json:1: x.0.0.0", "nested more than 32 levels"],
     ),
     "duplicate key": (
         _text("dup.yaml", HEAD + "  - target: toy\n    model: small\n    model: large\n"),

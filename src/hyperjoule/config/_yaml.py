@@ -99,26 +99,47 @@ def read_document(path: Path, *, what: str) -> ConfigDocument:
     return ConfigDocument(path, data, node)
 
 
+class _Frame:
+    """One open mapping or sequence while walking the event stream."""
+
+    def __init__(self, is_mapping: bool) -> None:
+        self.is_mapping = is_mapping
+        self.expect_key = True
+        self.part = ""
+
+    def enter_node(self, event: yaml.Event) -> bool:
+        """Account for a node of this collection; True when it is a mapping key."""
+        if not self.is_mapping:
+            self.part = str(int(self.part or -1) + 1)
+            return False
+        is_key, self.expect_key = self.expect_key, not self.expect_key
+        if is_key:
+            self.part = str(getattr(event, "value", "?"))
+        return is_key
+
+
 def _check_nesting(path: Path, text: str) -> None:
     """Refuse nesting deeper than ``MAX_NESTING`` before any recursive parser sees it.
 
     The YAML event stream is flat (no recursion), so depth is counted there; both
     readers of the file (``yaml.compose``, ``json.loads``) recurse per level.
     """
-    depth = 0
+    frames: list[_Frame] = []
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.NodeEvent) and frames:
+                frames[-1].enter_node(event)
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_NESTING:
+                if len(frames) >= MAX_NESTING:
                     raise ConfigError(
                         path,
-                        "",
-                        f"nested more than {MAX_NESTING} levels deep; flatten the file",
+                        ".".join(f.part for f in frames),
+                        f"nested more than {MAX_NESTING} levels deep; flatten it",
                         line=event.start_mark.line + 1 if event.start_mark else None,
                     )
+                frames.append(_Frame(isinstance(event, yaml.MappingStartEvent)))
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
+                frames.pop()
     except yaml.YAMLError:
         return  # reported with its line by the reader below
 
