@@ -39,6 +39,10 @@ logger = logging.getLogger(__name__)
 
 _CONSTRAINTS_ATTR = "hyperjoule_constraints"
 _OPTUNA_CONSTRAINTS_KEY = "constraints"  # where Optuna's samplers read a trial's violations
+_PRUNED_VIOLATION = 1.0e6
+"""Constraint violation told for a pruned trial: it was stopped because it could not reach
+the constraints, so samplers rank it below every infeasible trial. (TPE otherwise puts
+pruned trials among the good ones while few trials are feasible.)"""
 _DUPLICATE_ASKS = 25  # proposals of an already measured configuration before a random draw
 
 
@@ -210,14 +214,13 @@ class SearchProposer:
         score = score_record(record, self.setup.objectives, self.setup.constraints)
         state, values = self._state_of(record, score)
         extra: dict[str, Any] = {}
-        if self.setup.constraints and score.violations is not None:
+        violations = self._violations(record, score)
+        if self.setup.constraints and violations is not None:
             if hasattr(self._optuna.trial.Trial, "set_constraint"):
-                extra["constraints"] = dict(
-                    zip(self.setup.constraints, score.violations, strict=True)
-                )
+                extra["constraints"] = dict(zip(self.setup.constraints, violations, strict=True))
             else:
-                extra["user_attrs"] = {_CONSTRAINTS_ATTR: score.violations}
-                extra["system_attrs"] = {_OPTUNA_CONSTRAINTS_KEY: tuple(score.violations)}
+                extra["user_attrs"] = {_CONSTRAINTS_ATTR: violations}
+                extra["system_attrs"] = {_OPTUNA_CONSTRAINTS_KEY: tuple(violations)}
         trial = self._optuna.trial.create_trial(
             state=state, values=values, params=params, distributions=dists, **extra
         )
@@ -238,6 +241,11 @@ class SearchProposer:
                 )
             )
         return True
+
+    def _violations(self, record: RunRecord, score: TrialScore) -> list[float] | None:
+        if record.status is RunStatus.PRUNED and self.setup.constraints:
+            return [_PRUNED_VIOLATION] * len(self.setup.constraints)
+        return score.violations
 
     def _state_of(self, record: RunRecord, score: TrialScore) -> tuple[Any, list[float] | None]:
         states = self._optuna.trial.TrialState
@@ -290,7 +298,7 @@ class SearchProposer:
             if earlier is not None:
                 score = score_record(earlier, self.setup.objectives, self.setup.constraints)
                 state, scores = self._state_of(earlier, score)
-                _set_constraints(trial, self.setup.constraints, score.violations)
+                _set_constraints(trial, self.setup.constraints, self._violations(earlier, score))
                 self.study.tell(trial, scores, state=state)
             else:
                 self.study.tell(trial, state=states.FAIL)
@@ -363,7 +371,7 @@ class SearchProposer:
                 return
             score = score_record(record, self.setup.objectives, self.setup.constraints)
             state, values = self._state_of(record, score)
-            _set_constraints(entry.trial, self.setup.constraints, score.violations)
+            _set_constraints(entry.trial, self.setup.constraints, self._violations(record, score))
             self.study.tell(entry.trial, values, state=state)
             if entry.prune_trial is not None:
                 final, _ = figure_value(record, self.setup.prune.metric)  # type: ignore[union-attr]
