@@ -227,6 +227,62 @@ def compare_pruning(
     )
 
 
+def real_cli(tmp: Path, n: int, seeds: list[int]) -> None:
+    """tpe vs random through ``hyperjoule run`` on the synthetic script (real processes)."""
+    import contextlib
+    import io
+
+    from hyperjoule.cli import main as cli
+    from hyperjoule.planning import feasible_points, hypervolume_curve, reference_point
+    from hyperjoule.storage import ResultsStore
+    from search_support import search_experiment
+
+    print(f"\n3. through the CLI on the synthetic script: {n} trials, {len(seeds)} seeds")
+    fractions, finals = [], {"random": [], "tpe": []}
+    methods: set[str] = set()
+    for s in seeds:
+        records: dict[str, list[RunRecord]] = {}
+        for sampler in ("random", "tpe"):
+            project = SearchProject(tmp / f"real-{sampler}-{s}")
+            study = project.write_study(
+                [search_experiment(trials=n, sampler=sampler)], name=sampler, seed=s
+            )
+            with contextlib.redirect_stdout(io.StringIO()):
+                code = cli(["run", str(study), "--results-dir", str(project.results)])
+            assert code == 0, f"run failed ({code})"
+            with ResultsStore(project.results, create=False) as store:
+                records[sampler] = list(store.iter_runs())
+            methods |= {r.energy.total_method for r in records[sampler]}
+        setup = make_setup(tmp / f"real-setup-{s}", "tpe", s, n)
+        objectives, constraints = setup.objectives, setup.constraints
+        points = [feasible_points(records[k], objectives, constraints)[1] for k in records]
+        ref = reference_point(*points)
+        assert ref is not None
+        ideal = np.vstack(points).min(axis=0)
+        box = float(np.prod(np.asarray(ref) - ideal))
+        curves = {
+            k: [v / box for v in hypervolume_curve(records[k], objectives, constraints, ref)]
+            for k in records
+        }
+        for k in curves:
+            finals[k].append(curves[k][-1])
+        reached = first_reaching(curves["tpe"], curves["random"][-1])
+        fractions.append((reached if reached is not None else math.inf) / n)
+    print(
+        f"   energy method: {', '.join(sorted(methods))}; hypervolume in the box of both "
+        "samplers' points, per seed"
+    )
+    for k, values in finals.items():
+        print(f"   {k:<7} final hypervolume: " + ", ".join(f"{v:.3f}" for v in values))
+    med = statistics.median(fractions)
+    print(
+        "   tpe: trials to reach random's final hypervolume: median "
+        + ("never" if math.isinf(med) else f"{med:.0%}")
+        + f" of {n}; per seed "
+        + ", ".join("never" if math.isinf(f) else f"{f:.0%}" for f in fractions)
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=40)
@@ -234,6 +290,9 @@ def main() -> int:
     parser.add_argument("--pruner", choices=["median", "hyperband"], default="median")
     parser.add_argument("--min-epochs", type=int, default=2)
     parser.add_argument("--only-pruning", action="store_true")
+    parser.add_argument(
+        "--real", type=int, default=0, metavar="N", help="also N trials through the CLI"
+    )
     parser.add_argument("--threshold", type=float, nargs="+", default=[0.95, 0.97])
     parser.add_argument(
         "--curves", choices=["crossing", "parallel"], nargs="+", default=["crossing", "parallel"]
@@ -256,6 +315,8 @@ def main() -> int:
             CURVES["crossing"] = curves == "crossing"
             for threshold in args.threshold:
                 compare_pruning(Path(tmp), n, seeds, prune, threshold)
+        if args.real:
+            real_cli(Path(tmp), args.real, seeds[:3])
     return 0
 
 
