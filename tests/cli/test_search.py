@@ -281,3 +281,26 @@ def test_pareto_shows_the_front_found_beside_random_mutation(
     assert "random mutation (m)" in html
     for row in front["front"]:
         assert row["run_id"] in html
+
+
+def test_search_after_planned_runs_warm_starts_from_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = SearchProject(tmp_path)
+    study = project.write_study(
+        [
+            {"target": "synth", "mode": "default", "runs": 1},
+            {"target": "synth", "mode": "mutation", "mutate": ["lr"], "runs": 2},
+            search_experiment(search=["lr", "epochs"], trials=3, warm_start=True),
+        ]
+    )
+    assert main(["-v", "run", str(study), "--results-dir", str(project.results)]) == 0
+    captured = capsys.readouterr()
+    assert "3 to run, 3 search trial(s) to run" in captured.out
+    assert "search experiments.2: warm start from 3 recorded run(s)" in captured.err
+    records = _records(project)
+    assert [r.mode for r in records] == ["default", "mutation", "mutation"] + ["search"] * 3
+    assert [r.slot_id for r in records[3:]] == ["e2-t1", "e2-t2", "e2-t3"]
+    searched = {(r.hyperparameters["lr"], r.hyperparameters["epochs"]) for r in records[3:]}
+    planned = {(r.hyperparameters["lr"], r.hyperparameters["epochs"]) for r in records[:3]}
+    assert len(searched) == 3 and not searched & planned  # new configurations only
