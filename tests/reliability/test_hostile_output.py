@@ -183,6 +183,8 @@ def test_reports_and_exports_read_the_hostile_results(
     assert main(["report", "--results-dir", results, "-o", str(tmp_path / "r.html")]) == 0
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "<script>alert(1)</script>" not in html and "\x1b" not in html
+    # 200 names of one run are kept, but the report analyses only the first few.
+    assert "more recorded metric(s) are not analysed" in html
     for summary in project.results.glob("s/*/summary.csv"):
         summary.read_text(encoding="utf-8")  # valid UTF-8 all the way
     (tmp_path / "x.csv").read_text(encoding="utf-8")

@@ -44,9 +44,11 @@ from hyperjoule.report._sensitivity import (
 )
 from hyperjoule.report._stats import MIN_PAIRS_FOR_INTERVAL
 from hyperjoule.report._summary import (
+    MAX_ANALYSED_METRICS,
     TargetMetric,
     energy_to_target,
     group_summary,
+    metrics_left_out,
 )
 
 if TYPE_CHECKING:
@@ -216,6 +218,12 @@ def pareto_section(data: ReportData) -> str:
         "at least as well, being strictly better in one. The tables list the front, "
         "cheapest first: these configurations are not dominated.</p>"
     ]
+    left_out = metrics_left_out(data.runs, data.metrics)
+    if left_out:
+        parts.append(
+            f"<p>{left_out} more recorded metric(s) are not analysed: the report takes at "
+            f"most {MAX_ANALYSED_METRICS} (accuracy-like first); the export has them all.</p>"
+        )
     skipped: list[str] = []
     outliers = scale_outliers(data.runs, data.metrics)
     for group, runs in data.groups():

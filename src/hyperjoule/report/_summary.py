@@ -53,6 +53,10 @@ def group_labels(runs: pd.DataFrame) -> pd.Series[str]:
     return labels
 
 
+MAX_ANALYSED_METRICS = 24
+"""Most metrics the report analyses (fronts, sensitivity, summary columns)."""
+
+
 def analysed_metrics(runs: pd.DataFrame) -> list[str]:
     """``metric_*`` columns worth analysing: measured somewhere, not a hyperparameter echo.
 
@@ -68,7 +72,15 @@ def analysed_metrics(runs: pd.DataFrame) -> list[str]:
         if c.removeprefix(METRIC_PREFIX) not in hps and runs[c].notna().any()
     ]
     # Accuracy-like metrics first, training-set metrics last: the order plots are drawn in.
-    return sorted(found, key=lambda c: ("acc" not in c, c.startswith("metric_train"), c))
+    ordered = sorted(found, key=lambda c: ("acc" not in c, c.startswith("metric_train"), c))
+    # A target printing hundreds of names would make hundreds of figures: keep the first.
+    return ordered[:MAX_ANALYSED_METRICS]
+
+
+def metrics_left_out(runs: pd.DataFrame, analysed: list[str]) -> int:
+    """How many recorded ``metric_*`` columns the report does not analyse."""
+    measured = [c for c in metric_columns(runs.columns) if runs[c].notna().any()]
+    return max(0, len(measured) - len(analysed))
 
 
 def method_mix(methods: pd.Series[Any]) -> str:
