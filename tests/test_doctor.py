@@ -368,3 +368,25 @@ def test_baseline_command_checks_the_results_dir_first(app: typer.Typer, tmp_pat
     result = CliRunner().invoke(app, ["baseline", "--results-dir", str(blocked)])
     assert isinstance(result.exception, PreflightError)
     assert "measuring" not in result.output
+
+
+def test_cpu_watts_per_core_from_the_study(project: Project, tmp_path: Path) -> None:
+    """The setting doctor suggests exists: a study sets it, doctor and runs use it."""
+    project.write_targets({"toy": target_block()})
+    study = project.write_study([{"target": "toy", "model": "small"}], cpu_watts_per_core=37)
+    findings = diagnose(cpu_config(tmp_path), study_path=study, environ={}, nvml=FakeNvml([]))
+    assert "37 W" in one(findings, "energy cpu_pkg").detail
+
+
+def test_every_setting_doctor_suggests_is_in_the_readme() -> None:
+    import re
+
+    import hyperjoule._doctor_checks as checks
+
+    source = Path(checks.__file__).read_text(encoding="utf-8")
+    # Settings appear in fixes as 'name' / 'name: value' (quoted) or "set name".
+    names = set(re.findall(r"'([a-z_]+)(?::[^']*)?'", source))
+    names |= set(re.findall(r"\bset ([a-z]+_[a-z_]+)\b", source))
+    assert {"cpu_watts_per_core", "offline", "gpus", "assets"} <= names
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert [n for n in sorted(names) if f"{n}:" not in readme] == []

@@ -52,7 +52,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 def load_runs(results_dir: str | Path, study: str | None = None) -> pd.DataFrame:
-    """Every recorded run as a pandas DataFrame, one row per run (see docs/export-schema.md).
+    """Every recorded run as a pandas DataFrame, one row per run (``hyperjoule export --schema``).
 
     Same columns as ``hyperjoule export``; pandas is imported on first use only, so the CLI
     starts fast.

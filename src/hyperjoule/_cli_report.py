@@ -107,16 +107,62 @@ def report(
 
 
 def export(
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="File format.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    fmt: Annotated[ExportFormat | None, typer.Option("--format", help="File format.")] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write, or '-' for standard output (csv, jsonl). Default: standard "
+            "output when it is piped (csv, jsonl), else runs.<format> in the current directory.",
+        ),
+    ] = None,
     results_dir: ResultsDir = Path("results"),
     study: StudyOption = None,
+    schema: Annotated[
+        bool, typer.Option("--schema", help="Print the column documentation and exit.")
+    ] = False,
 ) -> None:
-    """Export every run as one flat row (columns: docs/export-schema.md)."""
-    from hyperjoule.report import export_runs
+    """Export every run as one flat row (columns: 'hyperjoule export --schema').
 
-    count = export_runs(results_dir, output, fmt.value, study=study)
-    typer.echo(f"wrote {output} ({count:,} runs, {fmt.value})")
+    The column documentation, export-schema.md, ships inside the package
+    (hyperjoule/docs/); --schema prints it.
+    """
+    from hyperjoule.report import (
+        STREAM_FORMATS,
+        ReportError,
+        export_runs,
+        load_runs,
+        write_runs_stream,
+    )
+
+    if schema:
+        typer.echo(shipped_document("export-schema.md"), nl=False)
+        return
+    if fmt is None:
+        raise ReportError("export needs --format csv, parquet or jsonl")
+    to_stdout = output == "-" or (
+        output is None and fmt.value in STREAM_FORMATS and not sys.stdout.isatty()
+    )
+    if to_stdout:
+        if fmt.value not in STREAM_FORMATS:
+            raise ReportError(
+                f"--format {fmt.value} cannot go to standard output; "
+                f"give a file: -o runs.{fmt.value}"
+            )
+        write_runs_stream(load_runs(results_dir, study), sys.stdout, fmt.value)
+        sys.stdout.flush()
+        return
+    path = Path(output) if output is not None else Path.cwd() / f"runs.{fmt.value}"
+    count = export_runs(results_dir, path, fmt.value, study=study)
+    typer.echo(f"wrote {path} ({count:,} runs, {fmt.value})")
+
+
+def shipped_document(name: str) -> str:
+    """The text of a document shipped in the package's ``docs/`` folder."""
+    from importlib.resources import files
+
+    return files("hyperjoule").joinpath("docs", name).read_text(encoding="utf-8")
 
 
 class FrontFormat(str, Enum):

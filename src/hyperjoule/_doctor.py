@@ -69,6 +69,8 @@ def diagnose(
     if powercap_root is not None:
         config = dataclasses.replace(config, powercap_root=Path(powercap_root))
     loaded = load_study(study_path) if study_path is not None else None
+    if loaded is not None and loaded.study.cpu_watts_per_core is not None:
+        config = dataclasses.replace(config, cpu_watts_per_core=loaded.study.cpu_watts_per_core)
     has_driver = (proc_root / "driver" / "nvidia" / "version").exists()
     findings = sensor_findings(config, environ, nvml, has_driver)
     findings += method_findings(config, environ, nvml, has_driver, findings)

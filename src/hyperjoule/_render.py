@@ -31,7 +31,6 @@ __all__ = [
     "format_duration",
     "guessed_goals",
     "print_plan",
-    "print_runs_table",
     "print_study_result",
     "print_targets",
     "spending_line",
@@ -80,14 +79,6 @@ def _retried(record: RunRecord) -> str:
         return f", all {record.attempts} attempts unmeasured"
     missing = f" ({spent.unmeasured} unmeasured)" if spent.unmeasured else ""
     return f", all {record.attempts} attempts {spent.total_j:,.1f} J{missing}"
-
-
-def _attempts_energy(record: RunRecord) -> str:
-    spent = record.attempts_energy
-    if spent.total_j is None:
-        return "unavailable"
-    missing = f", {spent.unmeasured} unmeasured" if spent.unmeasured else ""
-    return f"{spent.total_j:,.1f} J ({record.attempts}x{missing})"
 
 
 def _shown(text: object, max_chars: int | None = None) -> str:
@@ -334,38 +325,6 @@ def _print_search(console: Console, progress: SearchProgress) -> None:
             else ""
         )
     )
-
-
-def print_runs_table(records: list[RunRecord]) -> None:
-    """Print recorded runs as a table."""
-    console = _console()
-    table = Table(show_lines=False)
-    for col in (
-        "run_id",
-        "study",
-        "target/model",
-        "mode",
-        "status",
-        "duration",
-        "energy",
-        "all attempts",
-        "metrics",
-    ):
-        table.add_column(col, overflow="fold")
-    for r in records:
-        table.add_row(
-            r.run_id,
-            r.study,
-            _label(r.target, r.model),
-            r.mode,
-            r.status.value,
-            format_duration(r.duration_s),
-            _energy(r),
-            _attempts_energy(r),
-            _metrics(r.metrics),
-        )
-    console.print(table)
-    console.print(f"{len(records)} runs")
 
 
 def print_targets(targets: dict[str, Target]) -> None:

@@ -7,10 +7,8 @@ not fatal); 1 with ``--fail-on-error`` when a run failed; 2 invalid input or env
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,18 +48,35 @@ def debug_enabled() -> bool:
     return _DEBUG["on"]
 
 
-class OutputFormat(str, Enum):
-    """Output formats of ``hyperjoule runs``."""
+def package_version() -> str:
+    """The installed hyperjoule version (``unknown`` when run from a bare source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    table = "table"
-    json = "json"
-    csv = "csv"
+    try:
+        return version("hyperjoule")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"hyperjoule {package_version()}")
+        raise typer.Exit(0)
 
 
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show info logs.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
 ) -> None:
     _DEBUG["on"] = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
@@ -126,41 +141,6 @@ def plan(
 
 
 @app.command()
-def runs(
-    results_dir: ResultsDir = Path("results"),
-    study: Annotated[str | None, typer.Option("--study", help="Only this study.")] = None,
-    fmt: Annotated[
-        OutputFormat, typer.Option("--format", help="Output format.")
-    ] = OutputFormat.table,
-) -> None:
-    """List recorded runs."""
-    from hyperjoule._render import print_runs_table
-    from hyperjoule.storage import ResultsStore, flat_row
-
-    with ResultsStore(results_dir, create=False) as store:
-        records = list(store.iter_runs(study=study))
-    if fmt is OutputFormat.json:
-        json.dump([r.to_dict() for r in records], sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
-    elif fmt is OutputFormat.csv:
-        import csv
-
-        from hyperjoule._text import safe_text
-
-        # Names and messages come from targets: escaped, they can't drive a terminal.
-        rows = [
-            {safe_text(k): safe_text(v) if isinstance(v, str) else v for k, v in r.items()}
-            for r in map(flat_row, records)
-        ]
-        columns = list(dict.fromkeys(c for row in rows for c in row))
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    else:
-        print_runs_table(records)
-
-
-@app.command()
 def targets(
     targets_file: Annotated[Path, typer.Argument(help="Targets file (YAML or JSON).")],
 ) -> None:
@@ -186,8 +166,9 @@ def init(
 
 def _register_plugins() -> None:
     """Commands that live in their own modules (each module imports its heavy parts lazily)."""
-    from hyperjoule import _cli_legacy, _cli_report, _doctor
+    from hyperjoule import _cli_legacy, _cli_report, _cli_runs, _doctor
 
+    _cli_runs.register(app)
     _cli_report.register(app)
     _doctor.register(app)
     _cli_legacy.register(app)

@@ -206,7 +206,7 @@ def test_runs_command_formats(project: Project, capsys: pytest.CaptureFixture[st
     assert len(data) == 2 and data[0]["hyperparameters"]["epochs"] == 2
     assert main(["runs", "--results-dir", str(project.results), "--format", "csv"]) == 0
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
-    assert len(rows) == 2 and rows[0]["hyperparam_epochs"] == "2"
+    assert len(rows) == 2 and rows[0]["hp_epochs"] == "2"
     assert main(["runs", "--results-dir", str(project.results)]) == 0
     assert "2 runs" in capsys.readouterr().out
 

@@ -326,6 +326,8 @@ class StudyFile(StrictModel):
     defaults: Defaults = Field(default_factory=Defaults)
     system: SystemSettings = Field(default_factory=SystemSettings)
     allow_estimates: bool = False
+    # Power of one fully busy core for the CPU estimate (without RAPL); TDP / cores is close.
+    cpu_watts_per_core: float | None = Field(default=None, gt=0, le=1000, allow_inf_nan=False)
     baseline_s: PauseS = 0.0
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     experiments: list[Experiment] = Field(min_length=1)

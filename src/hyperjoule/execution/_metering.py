@@ -8,14 +8,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hyperjoule.config import OFFLINE_ENV, Target
+from hyperjoule.config import OFFLINE_ENV, LoadedStudy, Target
 from hyperjoule.errors import PreflightError
 from hyperjoule.meters import EstimateMeter, Meter, MeterConfig, create_meters
 from hyperjoule.records import RunSpec
 
-__all__ = ["MeterPool", "run_environ"]
+__all__ = ["MeterPool", "meter_config", "run_environ"]
 
 logger = logging.getLogger(__name__)
+
+
+def meter_config(loaded: LoadedStudy) -> MeterConfig:
+    """The measurement settings a study asks for (``cpu_watts_per_core``)."""
+    if loaded.study.cpu_watts_per_core is None:
+        return MeterConfig()
+    return MeterConfig(cpu_watts_per_core=loaded.study.cpu_watts_per_core)
 
 
 def run_environ(spec: RunSpec, target: Target) -> dict[str, str]:

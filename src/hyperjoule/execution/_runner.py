@@ -30,7 +30,7 @@ from hyperjoule.execution._guards import (
     check_results_dir,
     refuse_live_sessions,
 )
-from hyperjoule.execution._metering import MeterPool, run_environ
+from hyperjoule.execution._metering import MeterPool, meter_config, run_environ
 from hyperjoule.execution._plan_state import PlanState, load_plan_state
 from hyperjoule.execution._power import POWER_KNOB, GpuPowerLimits
 from hyperjoule.execution._proctree import child_subreaper
@@ -146,7 +146,7 @@ def run_study(
     searching = [p for p in planned.searches if p.left]
     if searching:
         import_optional("optuna", extra="search", feature=f"{loaded.path}: mode: search")
-    pool = MeterPool(fixed=meters)
+    pool = MeterPool(meter_config(loaded), fixed=meters)
     try:
         pool.preflight(
             planned.todo + [p.setup.spec(0, dict(p.setup.space.base), -1) for p in searching],

@@ -8,13 +8,20 @@ For notebooks::
     sensitivity(cnn, "energy_total_j").table                # hyperparameters ranked
     pareto_table(cnn, "metric_test_accuracy")               # non-dominated runs
 
-The flat schema (columns, units, types) is documented in ``docs/export-schema.md``.
+The flat schema (columns, units, types) is documented in ``hyperjoule/docs/export-schema.md``.
 pandas and matplotlib are imported only when a function needs them.
 """
 
 from __future__ import annotations
 
-from hyperjoule.report._export import EXPORT_FORMATS, export_runs, read_export, write_runs
+from hyperjoule.report._export import (
+    EXPORT_FORMATS,
+    STREAM_FORMATS,
+    export_runs,
+    read_export,
+    write_runs,
+    write_runs_stream,
+)
 from hyperjoule.report._frame import (
     ATTEMPT_COLUMNS,
     HP_PREFIX,
@@ -53,6 +60,7 @@ __all__ = [
     "TRAILING_COLUMNS",
     "Interval",
     "ParallelComparison",
+    "STREAM_FORMATS",
     "ReportError",
     "ReportInfo",
     "RunTables",
@@ -83,4 +91,5 @@ __all__ = [
     "study_cost",
     "write_report",
     "write_runs",
+    "write_runs_stream",
 ]

@@ -1,6 +1,6 @@
 """``hyperjoule export``: the flat run table as CSV, Parquet or JSON Lines.
 
-All three carry the same columns (``docs/export-schema.md``). Parquet keeps every type;
+All three carry the same columns (``hyperjoule/docs/export-schema.md``). Parquet keeps every type;
 CSV and JSONL are read back with :func:`read_export`, which restores the schema's types.
 """
 
@@ -13,7 +13,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from hyperjoule.errors import StorageError
 from hyperjoule.report._frame import apply_schema_dtypes, hp_columns, load_runs, typed_hp_series
@@ -23,11 +23,21 @@ from hyperjoule.storage import refuse_results_file
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["EXPORT_FORMATS", "export_runs", "read_export", "write_atomically", "write_runs"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "STREAM_FORMATS",
+    "export_runs",
+    "read_export",
+    "write_atomically",
+    "write_runs",
+    "write_runs_stream",
+]
 
 logger = logging.getLogger(__name__)
 
 EXPORT_FORMATS = ("csv", "parquet", "jsonl")
+STREAM_FORMATS = ("csv", "jsonl")
+"""Formats that can be written to a stream (standard output); Parquet needs a file."""
 
 
 def _check_format(fmt: str) -> str:
@@ -101,13 +111,28 @@ def write_runs(runs: pd.DataFrame, path: Path | str, fmt: str) -> Path:
     def write(tmp: Path) -> None:
         if fmt == "parquet":
             runs.to_parquet(tmp, engine="pyarrow", index=False)
-        elif fmt == "jsonl":
-            _iso(runs).to_json(tmp, orient="records", lines=True, force_ascii=False)
         else:
-            _iso(runs).to_csv(tmp, index=False)
+            with tmp.open("w", encoding="utf-8", newline="") as f:
+                write_runs_stream(runs, f, fmt)
 
     write_atomically(target, write, "export")
     return target
+
+
+def write_runs_stream(runs: pd.DataFrame, stream: TextIO, fmt: str) -> None:
+    """Write a run table as CSV or JSON Lines to an open text stream (standard output).
+
+    The same bytes :func:`write_runs` puts in a file.
+
+    Raises:
+        ReportError: ``fmt`` is not one of :data:`STREAM_FORMATS`.
+    """
+    if fmt not in STREAM_FORMATS:
+        raise ReportError(f"{fmt} cannot be written to standard output; give a file name with -o")
+    if fmt == "jsonl":
+        _iso(runs).to_json(stream, orient="records", lines=True, force_ascii=False)
+    else:
+        _iso(runs).to_csv(stream, index=False, lineterminator="\n")
 
 
 def export_runs(

@@ -1,7 +1,7 @@
 """``load_runs``: the runs of a results directory as one flat, typed table.
 
 The schema (columns, order, types, units) is in :mod:`._schema` and
-``docs/export-schema.md``. Values are gathered column by column and each column is typed
+``hyperjoule/docs/export-schema.md``. Values are gathered column by column and each column is typed
 once (no per-row pandas work), so 100,000 runs load in seconds.
 """
 
@@ -80,7 +80,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class RunTables:
-    """The runs of a results directory as tables (see ``docs/export-schema.md``).
+    """The runs of a results directory as tables (see ``hyperjoule/docs/export-schema.md``).
 
     Attributes:
         runs: One row per run, the flat export schema.
@@ -395,7 +395,7 @@ def _part_result(
 def load_runs(results_dir: Path | str, study: str | None = None) -> pd.DataFrame:
     """Return the runs of a results directory as a DataFrame, one row per run.
 
-    The columns are those of ``hyperjoule export`` (see ``docs/export-schema.md``).
+    The columns are those of ``hyperjoule export`` (see ``hyperjoule/docs/export-schema.md``).
 
     Args:
         results_dir: The results directory (holds ``hyperjoule.db``).

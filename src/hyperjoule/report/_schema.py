@@ -1,4 +1,4 @@
-"""The flat run schema: column names, order and types (``docs/export-schema.md``).
+"""The flat run schema: column names, order and types (``hyperjoule/docs/export-schema.md``).
 
 One row per run. Columns, in order: :data:`LEADING_COLUMNS`; ``hp_<name>`` for every
 hyperparameter (sorted, typed as recorded); ``metric_<name>`` for every metric (sorted,

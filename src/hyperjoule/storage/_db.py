@@ -278,18 +278,41 @@ class ResultsStore:
         *,
         run_id_prefix: str | None = None,
         modes: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
+        targets: Sequence[str] | None = None,
+        models: Sequence[str] | None = None,
+        since: str | None = None,
     ) -> Iterator[RunRecord]:
         """Yield stored records, oldest first (by started_at, then run_id).
+
+        Every filter is applied in SQL, so the records it leaves out are never decoded.
 
         Args:
             study: Only runs of this study.
             session: Only runs of this session.
             run_id_prefix: Only runs whose id starts with this (``legacy-``: imported
-                runs), without decoding the others.
-            modes: Only runs of these modes (``search``), without decoding the others.
+                runs).
+            modes: Only runs of these modes (``search``).
+            statuses: Only runs with one of these statuses (``failed``).
+            targets: Only runs of these targets.
+            models: Only runs of these models.
+            since: Only runs started at or after this ISO 8601 UTC timestamp (the form
+                :func:`~hyperjoule.storage.utc_timestamp` writes).
         """
         where: list[str] = []
         params: list[str] = []
+        for column, values in (
+            ("mode", modes),
+            ("status", statuses),
+            ("target", targets),
+            ("model", models),
+        ):
+            if values is not None:
+                where.append(f"{column} IN ({', '.join('?' for _ in values) or 'NULL'})")
+                params += list(values)
+        if since is not None:
+            where.append("started_at >= ?")
+            params.append(since)
         if study is not None:
             where.append("study = ?")
             params.append(study)
@@ -299,9 +322,6 @@ class ResultsStore:
         if run_id_prefix is not None:
             where.append("substr(run_id, 1, ?) = ?")
             params += [str(len(run_id_prefix)), run_id_prefix]
-        if modes is not None:
-            where.append(f"mode IN ({', '.join('?' for _ in modes) or 'NULL'})")
-            params += list(modes)
         sql = "SELECT run_id, record_json FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
