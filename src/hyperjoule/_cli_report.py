@@ -162,7 +162,7 @@ def shipped_document(name: str) -> str:
     """The text of a document shipped in the package's ``docs/`` folder."""
     from importlib.resources import files
 
-    return files("hyperjoule").joinpath("docs", name).read_text(encoding="utf-8")
+    return files("hyperjoule").joinpath("docs").joinpath(name).read_text(encoding="utf-8")
 
 
 class FrontFormat(str, Enum):

@@ -106,14 +106,15 @@ def select_runs(
         )
     if limit is not None:
         frame = frame.head(limit)
-    return frame.reset_index(drop=True)
+    out: pd.DataFrame = frame.reset_index(drop=True)
+    return out
 
 
 def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Names and messages come from targets: escaped, they cannot drive a terminal."""
     from hyperjoule._text import safe_text
 
-    out = frame.rename(columns=safe_text)
+    out: pd.DataFrame = frame.rename(columns=safe_text)
     for name in out.columns:
         if out[name].dtype == object or str(out[name].dtype) in ("str", "string"):
             out[name] = out[name].map(lambda v: safe_text(v) if isinstance(v, str) else v)
