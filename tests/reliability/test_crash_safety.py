@@ -477,6 +477,7 @@ def test_sigkill_mid_attempt_keeps_its_checkpointed_duration_and_energy(tmp_path
         (entry,) = record.attempt_log
         assert entry["partial"] is True and entry["status"] == "interrupted"
         assert entry["energy_total_j"] == record.energy.total_j  # counted in the study cost
+        assert record.attempts_energy.total_j == record.energy.total_j
     finally:
         for pid in lab.training_pids():
             with contextlib.suppress(ProcessLookupError):
