@@ -244,6 +244,9 @@ def real_cli(tmp: Path, n: int, seeds: list[int]) -> None:
         records: dict[str, list[RunRecord]] = {}
         for sampler in ("random", "tpe"):
             project = SearchProject(tmp / f"real-{sampler}-{s}")
+            # Enough CPU work per epoch that energy depends on epochs x width, not mostly
+            # on the interpreter's start-up.
+            project.write_targets({"synth": synthetic_target(args=["--work-ms", "8"])})
             study = project.write_study(
                 [search_experiment(trials=n, sampler=sampler)], name=sampler, seed=s
             )
