@@ -9,9 +9,7 @@ next run whenever a slot frees (:meth:`SearchProposer.ask`) and tells each recor
 arrives (:meth:`SearchProposer.tell`); several trials may be in flight at once (TPE runs
 with constant liar; NSGA-II, GP and random need nothing more).
 
-Pruning uses a second, single-objective Optuna study over the pruning metric (Optuna's
-pruners need one objective): each trial mirrors a trial there, its intermediate values
-are reported as they are printed, and the pruner decides whether to stop it.
+Pruning runs on a second, single-objective study (:mod:`._search_prune`).
 """
 
 from __future__ import annotations
@@ -23,13 +21,14 @@ import warnings
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hyperjoule._imports import import_optional
 from hyperjoule.errors import PlanError
-from hyperjoule.planning._objectives import TrialScore, figure_value, score_record
+from hyperjoule.planning._objectives import TrialScore, score_record
 from hyperjoule.planning._plan import _draw_new
+from hyperjoule.planning._search_prune import PruneTrial, TrialPruner
 from hyperjoule.planning._search_setup import SearchSetup, trial_number
 from hyperjoule.records import HyperValue, RunRecord, RunSpec, RunStatus
 
@@ -62,9 +61,7 @@ def _quiet_optuna() -> Iterator[None]:
 class _InFlight:
     spec: RunSpec
     trial: Any  # optuna.Trial
-    prune_trial: Any | None
-    pruned_at: int | None = None
-    reported: dict[int, float] = field(default_factory=dict)
+    prune: PruneTrial | None
 
 
 def _constraints_of(trial: Any) -> list[float]:
@@ -123,7 +120,7 @@ class SearchProposer:
                 directions=[o.direction for o in setup.objectives],
                 sampler=self._sampler(seed),
             )
-            self.prune_study = self._prune_study()
+            self.pruner = TrialPruner(optuna, setup) if setup.prune is not None else None
             self.warm_count = 0
             if setup.experiment.warm_start:
                 for record in warm:
@@ -177,33 +174,6 @@ class SearchProposer:
     def _constraints_func(trial: Any) -> list[float]:
         return _constraints_of(trial)
 
-    def _prune_study(self) -> Any:
-        prune = self.setup.prune
-        if prune is None:
-            return None
-        pruners = self._optuna.pruners
-        if prune.pruner == "hyperband":
-            pruner = pruners.HyperbandPruner(min_resource=max(1, prune.min_epochs))
-        else:
-            pruner = pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
-        return self._optuna.create_study(direction=self._prune_direction(), pruner=pruner)
-
-    def _prune_direction(self) -> str:
-        prune = self.setup.prune
-        assert prune is not None
-        if prune.goal is not None:
-            return prune.goal
-        for obj in self.setup.objectives:
-            if obj.name == prune.metric:
-                return obj.direction
-        spec = self.setup.target_config.metrics.get(prune.metric)
-        if spec is not None and spec.goal is not None:
-            return spec.goal
-        # A validation metric prints like the test metric it predicts: accuracy-like
-        # unless its name says loss or error.
-        lower = any(w in prune.metric.lower() for w in ("loss", "error", "perplexity"))
-        return "minimize" if lower else "maximize"
-
     def _add_recorded(self, record: RunRecord) -> bool:
         """Tell Optuna about a run recorded earlier; False when it is not in this space."""
         mapped = self.setup.space.to_params(record.hyperparameters)
@@ -225,21 +195,8 @@ class SearchProposer:
             state=state, values=values, params=params, distributions=dists, **extra
         )
         self.study.add_trial(trial)
-        if self.prune_study is not None:
-            steps = _intermediate(record, self.setup)
-            final, _ = figure_value(record, self.setup.prune.metric)  # type: ignore[union-attr]
-            if final is None and steps:
-                final = steps[max(steps)]
-            complete = final is not None and record.status is RunStatus.SUCCEEDED
-            self.prune_study.add_trial(
-                self._optuna.trial.create_trial(
-                    state=self._optuna.trial.TrialState.COMPLETE
-                    if complete
-                    else self._optuna.trial.TrialState.PRUNED,
-                    value=final if complete else None,
-                    intermediate_values=steps,
-                )
-            )
+        if self.pruner is not None:
+            self.pruner.add_recorded(record)
         return True
 
     def _violations(self, record: RunRecord, score: TrialScore) -> list[float] | None:
@@ -280,8 +237,8 @@ class SearchProposer:
             number = self._next_number
             self._next_number += 1
             spec = self.setup.spec(number, values, trial.number)
-            prune_trial = self.prune_study.ask() if self.prune_study is not None else None
-            self._in_flight[spec.slot_id] = _InFlight(spec, trial, prune_trial)
+            prune = self.pruner.start() if self.pruner is not None else None
+            self._in_flight[spec.slot_id] = _InFlight(spec, trial, prune)
             return spec
 
     def _ask_new(self) -> tuple[Any, dict[str, HyperValue]]:
@@ -334,27 +291,19 @@ class SearchProposer:
             if entry is None:
                 return
             self.study.tell(entry.trial, state=states.FAIL)
-            if entry.prune_trial is not None:
-                self.prune_study.tell(entry.prune_trial, state=states.FAIL)
+            if self.pruner is not None and entry.prune is not None:
+                self.pruner.abandon(entry.prune)
 
     def report(self, slot_id: str, step: int, value: float) -> bool:
         """Report an intermediate value of a running trial; True: stop it (pruned).
 
         Steps before ``prune.min_epochs`` are reported but never prune.
         """
-        prune = self.setup.prune
         with self._lock, _quiet_optuna():
             entry = self._in_flight.get(slot_id)
-            if entry is None or entry.prune_trial is None or prune is None:
+            if entry is None or entry.prune is None or self.pruner is None:
                 return False
-            if step in entry.reported:
-                return False  # Optuna keeps the first value reported for a step
-            entry.reported[step] = value
-            entry.prune_trial.report(value, step)
-            if step < prune.min_epochs or not entry.prune_trial.should_prune():
-                return False
-            entry.pruned_at = step
-            return True
+            return self.pruner.report(entry.prune, step, value)
 
     def tell(self, record: RunRecord) -> None:
         """Learn from a recorded run (of any status) proposed by :meth:`ask`."""
@@ -366,21 +315,15 @@ class SearchProposer:
             if not record.status.finished:
                 # Interrupted: not a trial; the next session proposes the slot again.
                 self.study.tell(entry.trial, state=states.FAIL)
-                if entry.prune_trial is not None:
-                    self.prune_study.tell(entry.prune_trial, state=states.FAIL)
+                if self.pruner is not None and entry.prune is not None:
+                    self.pruner.abandon(entry.prune)
                 return
             score = score_record(record, self.setup.objectives, self.setup.constraints)
             state, values = self._state_of(record, score)
             _set_constraints(entry.trial, self.setup.constraints, self._violations(record, score))
             self.study.tell(entry.trial, values, state=state)
-            if entry.prune_trial is not None:
-                final, _ = figure_value(record, self.setup.prune.metric)  # type: ignore[union-attr]
-                if final is None and entry.reported:
-                    final = entry.reported[max(entry.reported)]  # the last value printed
-                if state != states.COMPLETE or final is None:
-                    self.prune_study.tell(entry.prune_trial, state=states.PRUNED)
-                else:
-                    self.prune_study.tell(entry.prune_trial, final)
+            if self.pruner is not None and entry.prune is not None:
+                self.pruner.finish(entry.prune, record, complete=state == states.COMPLETE)
             self.finished.append(record)
             self._taken[record.dedup_key] = record
 
@@ -392,16 +335,3 @@ class SearchProposer:
         from hyperjoule.planning._front import describe_front
 
         return describe_front(records, self.setup.objectives, self.setup.constraints)
-
-
-def _intermediate(record: RunRecord, setup: SearchSetup) -> dict[int, float]:
-    """The pruning metric's intermediate values of a record, by step."""
-    prune = setup.prune
-    if prune is None or not record.search:
-        return {}
-    steps: dict[int, float] = {}
-    for point in record.search.get("intermediate") or []:
-        step, value = point.get(prune.step), point.get(prune.metric)
-        if isinstance(step, (int, float)) and isinstance(value, (int, float)):
-            steps[int(step)] = float(value)
-    return steps
