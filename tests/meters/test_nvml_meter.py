@@ -394,3 +394,26 @@ def test_real_gpu_window(tmp_path: Path) -> None:
     assert reading.power is not None
     assert reading.power.samples >= 2
     assert len(gpu_csv(tmp_path)) >= 2 * len(meter.gpus)
+
+
+def test_peek_reads_the_energy_counters_so_far(tmp_path: Path) -> None:
+    nvml = two_gpus()
+    meter = NvmlMeter(None, IDLE_PERIOD_S, nvml, clock=Clock(10.0, 13.0))
+    meter.start(tmp_path)
+    nvml.gpus[0].energy_mj = 1_000_000 + 250_000
+    so_far = meter.peek(USAGE)
+    assert so_far is not None
+    assert so_far.components["gpu"].energy_j == pytest.approx(250.0)
+    assert so_far.components["gpu"].method == "counter"
+    nvml.gpus[0].energy_mj = 1_000_000 + 750_000
+    assert meter.stop(USAGE).components["gpu"].energy_j == pytest.approx(750.0)
+    meter.close()
+
+
+def test_peek_without_counter_waits_for_the_window_to_close(tmp_path: Path) -> None:
+    nvml = FakeNvml([FakeGpu(name="Tesla P100", energy_mj=None, power_mw=100_000)])
+    meter = NvmlMeter([0], IDLE_PERIOD_S, nvml, clock=Clock(5.0, 6.0, 8.0))
+    meter.start(tmp_path)
+    assert meter.peek(USAGE) is None
+    meter.stop(USAGE)
+    meter.close()

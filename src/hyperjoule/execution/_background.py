@@ -205,7 +205,7 @@ class BackgroundJob:
 
 
 def _run_entry(n: int, started_at: float, result: ProcessResult, run_dir: Path) -> dict[str, Any]:
-    return {
+    entry: dict[str, Any] = {
         "run": n,
         "started_at": started_at,
         "duration_s": result.duration_s,
@@ -216,6 +216,9 @@ def _run_entry(n: int, started_at: float, result: ProcessResult, run_dir: Path) 
         "cpu_time_s": result.cpu_time_s,
         "log": str(result.log_path.relative_to(run_dir)),  # relative: records stay portable
     }
+    if result.escaped:  # daemons this background run left behind (killed)
+        entry["escaped_processes"] = [e.to_dict() for e in result.escaped]
+    return entry
 
 
 class BackgroundSet:

@@ -175,6 +175,28 @@ class NvmlMeter(SampledWindow, Meter):
         )
         self._sampler.start()
 
+    def _peek_window(self, usage: RunUsage) -> MeterReading | None:
+        """Counter energy so far; None where a GPU has no counter (integrated at close)."""
+        if not self.gpus or any(gpu.start_energy_j is None for gpu in self.gpus):
+            return None
+        total_j = 0.0
+        for gpu in self.gpus:
+            start_j = gpu.start_energy_j
+            assert start_j is not None  # checked above
+            now_j = self._nvml.total_energy_j(gpu.handle)  # an NVML error: no reading
+            if now_j < start_j:
+                return None
+            total_j += now_j - start_j
+        attribution, why = self._attribution()
+        component = EnergyComponent(
+            energy_j=total_j,
+            method="counter",
+            devices=[gpu.device for gpu in self.gpus],
+            attribution=attribution,
+            reason=why,
+        )
+        return MeterReading({"gpu": component})
+
     def _close_window(self, usage: RunUsage) -> MeterReading:
         self._stop_sampler()
         end_s = self.sample()
