@@ -30,6 +30,7 @@ from hyperjoule.config._study import (
     SearchExperiment,
     StudyFile,
     SystemSettings,
+    parse_constraint,
 )
 from hyperjoule.config._targets import (
     OFFLINE_ENV,
@@ -50,6 +51,7 @@ __all__ = [
     "PruneConfig",
     "SearchExperiment",
     "declared_metrics",
+    "parse_constraint",
     "resolve_objectives",
     "BackgroundConfig",
     "DefaultExperiment",

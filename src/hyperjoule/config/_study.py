@@ -25,6 +25,7 @@ __all__ = [
     "PruneConfig",
     "SearchExperiment",
     "StudyFile",
+    "parse_constraint",
     "SystemSettings",
 ]
 
@@ -236,13 +237,20 @@ class SearchExperiment(_ExperimentBase):
 
     def parsed_constraints(self) -> dict[str, tuple[str, float]]:
         """Constraints as ``{name: (operator, bound)}``."""
-        out: dict[str, tuple[str, float]] = {}
-        for name, text in self.constraints.items():
-            match = re.match(_CONSTRAINT, text)
-            assert match is not None  # checked by the validator
-            op = match.group(1)
-            out[name] = (op, float(text.strip()[len(op) :]))
-        return out
+        return {name: parse_constraint(text) for name, text in self.constraints.items()}
+
+
+def parse_constraint(text: str) -> tuple[str, float]:
+    """``">= 0.95"`` as ``(">=", 0.95)``.
+
+    Raises:
+        ValueError: ``text`` is not a comparison with a number.
+    """
+    match = re.match(_CONSTRAINT, str(text))
+    if match is None:
+        raise ValueError(f"{text!r} is not a comparison; write e.g. '>= 0.95'")
+    op = match.group(1)
+    return op, float(str(text).strip()[len(op) :])
 
 
 def _mode_of(value: Any) -> str:

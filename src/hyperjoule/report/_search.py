@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from hyperjoule.config import Objective
+from hyperjoule.config import Objective, parse_constraint
 from hyperjoule.planning import (
     feasible_points,
     hypervolume_curve,
@@ -105,15 +105,6 @@ def _spent_j(records: Sequence[RunRecord]) -> float | None:
     return total if seen else None
 
 
-def _parse_constraints(raw: dict[str, str]) -> dict[str, tuple[str, float]]:
-    out = {}
-    for name, text in raw.items():
-        text = str(text).strip()
-        op = next(o for o in ("<=", ">=", "<", ">") if text.startswith(o))
-        out[name] = (op, float(text[len(op) :]))
-    return out
-
-
 def search_fronts(records: Sequence[RunRecord], study: str | None = None) -> list[SearchFront]:
     """Every search experiment's front among ``records`` (of ``study`` when given).
 
@@ -143,7 +134,7 @@ def _front(
     assert last.search is not None
     objectives = [Objective(n, d == "maximize") for n, d in last.search["objectives"].items()]
     raw_constraints = dict(last.search.get("constraints") or {})
-    constraints = _parse_constraints(raw_constraints)
+    constraints = {name: parse_constraint(text) for name, text in raw_constraints.items()}
     kept, pts = feasible_points(trials, objectives, constraints)
     random_runs = [
         r
