@@ -25,6 +25,7 @@ from hyperjoule._text import safe_text
 from hyperjoule.config import LoadedStudy, Target
 from hyperjoule.execution import PlanState, SearchProgress, StudyResult
 from hyperjoule.records import RunRecord, RunSpec, RunStatus
+from hyperjoule.report._numbers import fmt_sig
 
 __all__ = [
     "ProgressObserver",
@@ -79,6 +80,16 @@ def _retried(record: RunRecord) -> str:
         return f", all {record.attempts} attempts unmeasured"
     missing = f" ({spent.unmeasured} unmeasured)" if spent.unmeasured else ""
     return f", all {record.attempts} attempts {spent.total_j:,.1f} J{missing}"
+
+
+def carbon_text(record: RunRecord) -> str:
+    """`` ≈ 1.2 g CO2e (estimate)`` when the study asked for a carbon figure."""
+    carbon = record.carbon
+    if carbon is None:
+        return ""
+    if carbon.co2e_g is None:
+        return " CO2e unavailable (no energy figure)"
+    return f" ≈ {fmt_sig(carbon.co2e_g)} g CO2e (estimate)"
 
 
 def _shown(text: object, max_chars: int | None = None) -> str:
@@ -160,7 +171,8 @@ class ProgressObserver:
         self.console.print(
             f"[{style}]{record.status.value:<15}[/] {index}/{total} "
             f"{_label(record.target, record.model)} {record.run_id} "
-            f"{format_duration(record.duration_s)} {_energy(record)}{_retried(record)} "
+            f"{format_duration(record.duration_s)} {_energy(record)}{_retried(record)}"
+            f"{carbon_text(record)} "
             f"{_metrics(record.metrics)}{reason}"
         )
         if self.task is not None:
@@ -207,10 +219,13 @@ def spending_line(records: list[RunRecord]) -> str:
     if not methods:
         return f"energy spent by this session: unavailable ({attempts} attempt(s), none measured)"
     missing = f"; {unmeasured} attempt(s) without a figure" if unmeasured else ""
+    grams = [r.carbon.attempts_co2e_g for r in records if r.carbon is not None]
+    known = [g for g in grams if g is not None]
+    carbon = f"; ≈ {fmt_sig(sum(known))} g CO2e (estimate)" if known else ""
     return (
         f"energy spent by this session: {total_j:,.1f} J in {attempts} attempt(s) "
         f"({', '.join(sorted(methods))}), {failed_j:,.1f} J of it in {failed} that did not "
-        f"succeed{missing}"
+        f"succeed{missing}{carbon}"
     )
 
 

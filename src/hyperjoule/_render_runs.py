@@ -71,6 +71,13 @@ def _all_attempts(record: RunRecord) -> str:
     return f"{spent.total_j:,.1f} J ({record.attempts}x{missing})"
 
 
+def _co2e(record: RunRecord) -> str:
+    carbon = record.carbon
+    if carbon is None:
+        return "-"
+    return "unavailable" if carbon.co2e_g is None else f"{fmt_sig(carbon.co2e_g)} g"
+
+
 def _metrics(record: RunRecord) -> str:
     return " ".join(f"{safe_text(k, 40)}={fmt_sig(v, 4)}" for k, v in record.metrics.items())
 
@@ -98,6 +105,7 @@ def _hp_cell(name: str) -> Callable[[RunRecord], str]:
 
 def _columns(records: list[RunRecord]) -> list[_Column]:
     mutated = sorted({name for r in records for name in r.mutated})
+    carbon = any(r.carbon is not None for r in records)
     return [
         _Column("run_id", lambda r: r.run_id, 0),
         _Column("study", lambda r: r.study, 9),
@@ -110,6 +118,7 @@ def _columns(records: list[RunRecord]) -> list[_Column]:
         _Column("duration", _duration, 3, "right"),
         _Column("energy", _energy, 0, "right"),
         _Column("all attempts", _all_attempts, 8, "right"),
+        *([_Column("CO2e est.", _co2e, 5, "right")] if carbon else []),
         *(_Column(name, _hp_cell(name), 2, "right") for name in mutated),
         _Column("metrics", _metrics, 4),
     ]
@@ -132,7 +141,9 @@ def _fit(columns: list[_Column], natural: list[int], width: int) -> dict[int, in
     The run id is never cut.
     """
     floor = [
-        natural[i] if i == 0 else min(natural[i], _MAIN_WIDTH if c.priority == 0 else _MIN_WIDTH)
+        natural[i]
+        if i == 0
+        else min(natural[i], _MAIN_WIDTH if c.priority == 0 else max(_MIN_WIDTH, len(c.header)))
         for i, c in enumerate(columns)
     ]
     order = sorted(range(len(columns)), key=lambda k: (columns[k].priority, k))

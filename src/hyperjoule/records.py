@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal, cast
 
+from hyperjoule.carbon import CarbonEstimate
+
 __all__ = [
     "ATTRIBUTIONS",
     "DEFAULT_RETRY_ON",
@@ -372,6 +374,8 @@ class RunRecord:
     """Search trials: sampler, objectives and their values, constraint verdict,
     intermediate metrics (``{"intermediate": [{"epoch": 1, "val_accuracy": 0.8}, ...]}``)."""
     escaped_processes: list[dict[str, Any]] = field(default_factory=list)
+    carbon: CarbonEstimate | None = None
+    """Estimated CO₂e of the run with its inputs (``carbon`` in study.yaml); None: not asked."""
 
     @property
     def attempts_energy(self) -> AttemptsEnergy:
@@ -388,6 +392,7 @@ class RunRecord:
         data["energy"]["attempts_total_method"] = spent.method
         data["energy"]["attempts_unmeasured"] = spent.unmeasured
         data["power"] = self.power.to_dict()
+        data["carbon"] = self.carbon.to_dict() if self.carbon is not None else None
         return data
 
     @classmethod
@@ -397,4 +402,6 @@ class RunRecord:
         values["status"] = RunStatus(values["status"])
         values["energy"] = EnergyBlock.from_dict(data.get("energy") or {})
         values["power"] = PowerBlock(**(data.get("power") or {}))
+        carbon = data.get("carbon")
+        values["carbon"] = CarbonEstimate.from_dict(carbon) if isinstance(carbon, dict) else None
         return cls(**values)

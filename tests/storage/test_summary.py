@@ -60,6 +60,11 @@ OURS = [
     "background_runs",
     "background_effective",
     "error",
+    "carbon_co2e_grams",
+    "carbon_attempts_co2e_grams",
+    "carbon_intensity_grams_per_kwh",
+    "carbon_pue",
+    "carbon_source",
 ]
 
 

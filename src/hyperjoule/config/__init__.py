@@ -18,6 +18,7 @@ from hyperjoule.config._search import Objective, declared_metrics, resolve_objec
 from hyperjoule.config._study import (
     SEARCH_FIGURES,
     BackgroundConfig,
+    CarbonConfig,
     DefaultExperiment,
     Defaults,
     ExecutorConfig,
@@ -64,6 +65,7 @@ __all__ = [
     "MetricSpec",
     "MutationExperiment",
     "ParallelExperiment",
+    "CarbonConfig",
     "ExecutorConfig",
     "StudyFile",
     "SystemSettings",

@@ -8,12 +8,14 @@ from typing import Annotated, Any, Literal, cast
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
+from hyperjoule.carbon import TABLE_SOURCE, CarbonEstimate, estimate_carbon, lookup_region
 from hyperjoule.config._limits import MAX_RETRIES, PauseS, PositivePauseS, Runs
 from hyperjoule.config._targets import Scalar, StrictModel
 from hyperjoule.records import DEFAULT_RETRY_ON
 
 __all__ = [
     "BackgroundConfig",
+    "CarbonConfig",
     "DefaultExperiment",
     "Defaults",
     "Experiment",
@@ -325,6 +327,71 @@ class ExecutorConfig(StrictModel):
         return self
 
 
+class CarbonConfig(StrictModel):
+    """How runs' energy becomes an estimated CO₂e (``carbon`` in study.yaml).
+
+    Attributes:
+        intensity_g_per_kwh: Grid carbon intensity, grams CO₂e per kWh (your provider's
+            or grid operator's figure).
+        region: ISO 3166-1 alpha-3 code of a country in the bundled table of annual
+            averages (``DEU``); instead of ``intensity_g_per_kwh``.
+        pue: Power usage effectiveness of the site (data-centre overhead; 1.0 counts the
+            measured energy only).
+    """
+
+    intensity_g_per_kwh: float | None = Field(default=None, gt=0, le=5000, allow_inf_nan=False)
+    region: str | None = None
+    pue: float = Field(default=1.0, ge=1.0, le=5.0, allow_inf_nan=False)
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return lookup_region(value).iso3
+        except KeyError as e:
+            raise ValueError(e.args[0]) from None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CarbonConfig:
+        if (self.intensity_g_per_kwh is None) == (self.region is None):
+            raise ValueError(
+                "give either intensity_g_per_kwh (grams CO2e per kWh) or region "
+                "(an ISO3 country code, e.g. DEU), not both and not neither"
+            )
+        return self
+
+    def estimate(
+        self,
+        energy_j: float | None,
+        attempts_energy_j: float | None,
+        energy_reason: str | None = None,
+    ) -> CarbonEstimate:
+        """The estimate for a run's energy (None: unavailable, and so is its CO₂e)."""
+        if self.region is not None:
+            grid = lookup_region(self.region)
+            return estimate_carbon(
+                energy_j,
+                attempts_energy_j,
+                intensity_g_per_kwh=grid.intensity_g_per_kwh,
+                pue=self.pue,
+                source=f"{grid.country} ({grid.iso3}) {grid.year} annual average: {TABLE_SOURCE}",
+                region=grid.iso3,
+                year=grid.year,
+                energy_reason=energy_reason,
+            )
+        assert self.intensity_g_per_kwh is not None  # _one_source
+        return estimate_carbon(
+            energy_j,
+            attempts_energy_j,
+            intensity_g_per_kwh=self.intensity_g_per_kwh,
+            pue=self.pue,
+            source="study file: carbon.intensity_g_per_kwh",
+            energy_reason=energy_reason,
+        )
+
+
 class StudyFile(StrictModel):
     """The whole ``study.yaml``."""
 
@@ -338,4 +405,5 @@ class StudyFile(StrictModel):
     cpu_watts_per_core: float | None = Field(default=None, gt=0, le=1000, allow_inf_nan=False)
     baseline_s: PauseS = 0.0
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    carbon: CarbonConfig | None = None
     experiments: list[Experiment] = Field(min_length=1)

@@ -17,7 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+from hyperjoule.carbon import CarbonEstimate
 from hyperjoule.config import (
+    CarbonConfig,
     LoadedStudy,
     Target,
     format_value,
@@ -103,6 +105,16 @@ def build_argv(
         if hp.flag is not None:  # system knobs (no flag) are applied by hyperjoule itself
             argv += [hp.flag, format_value(hyperparameters[name])]
     return argv
+
+
+def carbon_of(record: RunRecord, carbon: CarbonConfig | None) -> CarbonEstimate | None:
+    """The record's estimated CO₂e when the study asks for one (``carbon`` in study.yaml)."""
+    if carbon is None:
+        return None
+    reasons = [f"{n}: {c.reason}" for n, c in record.energy.components.items() if c.reason]
+    return carbon.estimate(
+        record.energy.total_j, record.attempts_energy.total_j, "; ".join(reasons) or None
+    )
 
 
 class SessionContext:
@@ -222,6 +234,7 @@ class SessionContext:
             if attempt <= spec.max_retries:
                 logger.info("run %s attempt %d: %s; retrying", run_id, attempt, record.status.value)
         record.ended_at = utc_timestamp()
+        record.carbon = carbon_of(record, self.loaded.study.carbon)
         self._record(record, directory)
         if observer is not None:
             observer.run_finished(index, total, record)

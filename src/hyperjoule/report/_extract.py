@@ -18,7 +18,7 @@ from typing import Any
 
 from hyperjoule.errors import StorageError
 from hyperjoule.records import ENERGY_COMPONENTS
-from hyperjoule.report._schema import LEADING_COLUMNS, POWER_COLUMNS
+from hyperjoule.report._schema import CARBON_COLUMNS, LEADING_COLUMNS, POWER_COLUMNS
 from hyperjoule.storage._schema import connect_readonly
 
 __all__ = [
@@ -46,6 +46,7 @@ RECORD_PATHS: tuple[str, ...] = (
     "$.error",
     "$.run_dir",
     "$.metric_goals",
+    *(f"$.carbon.{c.removeprefix('carbon_')}" for c in CARBON_COLUMNS),
 )
 """What is read from every record, in this order."""
 

@@ -33,6 +33,7 @@ from hyperjoule.report._schema import (
     ATTEMPT_COLUMNS,
     BACKGROUND_COLUMNS,
     BOOL_COLUMNS,
+    CARBON_COLUMNS,
     FLOAT_COLUMNS,
     HP_PREFIX,
     INT_COLUMNS,
@@ -226,6 +227,8 @@ def _run_columns(rows: list[list[Any]]) -> dict[str, list[Any]]:
         data[name] = [b[k] for b in background]
     data["error"] = col("$.error")
     data["run_dir"] = col("$.run_dir")
+    for name in CARBON_COLUMNS:
+        data[name] = col(f"$.carbon.{name.removeprefix('carbon_')}")
     return data
 
 

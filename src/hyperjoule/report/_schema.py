@@ -20,6 +20,7 @@ __all__ = [
     "ATTEMPT_COLUMNS",
     "BACKGROUND_COLUMNS",
     "BOOL_COLUMNS",
+    "CARBON_COLUMNS",
     "FLOAT_COLUMNS",
     "HP_PREFIX",
     "INT_COLUMNS",
@@ -77,6 +78,15 @@ BACKGROUND_COLUMNS = (
     "background_runs",
 )
 
+CARBON_COLUMNS = (
+    "carbon_co2e_g",
+    "carbon_attempts_co2e_g",
+    "carbon_intensity_g_per_kwh",
+    "carbon_pue",
+    "carbon_source",
+)
+"""Estimated CO₂e (``carbon`` in study.yaml); all missing when the study asked for none."""
+
 TRAILING_COLUMNS = (
     *ENERGY_J_COLUMNS,
     *NET_ENERGY_COLUMNS,
@@ -91,6 +101,7 @@ TRAILING_COLUMNS = (
     "attempts_energy_missing",
     "error",
     "run_dir",
+    *CARBON_COLUMNS,
 )
 """Columns after the ``hp_*`` and ``metric_*`` ones."""
 
@@ -130,6 +141,7 @@ FLOAT_COLUMNS = frozenset(
         *(c for c in POWER_COLUMNS if c != "power_samples"),
         "attempts_duration_s",
         "attempts_energy_total_j",
+        *(c for c in CARBON_COLUMNS if c != "carbon_source"),
     }
 )
 BOOL_COLUMNS = frozenset({"background_effective"})

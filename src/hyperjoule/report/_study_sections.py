@@ -19,10 +19,11 @@ from hyperjoule.report._html import (
     table,
     warn,
 )
+from hyperjoule.report._numbers import fmt_sig
 from hyperjoule.report._parallel import parallel_vs_isolated
 from hyperjoule.report._plots import parallel_plot, timeline_plot
 from hyperjoule.report._sections import ReportData, _raw, _text, method_badges, run_id_cell
-from hyperjoule.report._summary import method_mix, study_cost
+from hyperjoule.report._summary import StudyCost, method_mix, study_cost
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -177,6 +178,24 @@ def parallel_section(data: ReportData) -> str:
     return "".join(parts)
 
 
+def _carbon_paragraph(cost: StudyCost, runs: int) -> str:
+    """The study's estimated CO₂e, labelled an estimate, with its inputs."""
+    grams = "unavailable (no run had an energy figure)"
+    if cost.carbon_co2e_g is not None:
+        grams = f"{fmt_sig(cost.carbon_co2e_g)} g CO₂e"
+    missing = (
+        f"; {cost.carbon_unavailable:,} run(s) without energy have no figure"
+        if cost.carbon_unavailable
+        else ""
+    )
+    return (
+        f"<p>Estimated carbon of every attempt of the {cost.carbon_runs:,} of {runs:,} run(s) "
+        f"with a carbon setting: <b>{esc(grams)}</b>{esc(missing)} — an <i>estimate</i>: "
+        f"energy × PUE × grid intensity, {esc(cost.carbon_inputs)}; an annual average "
+        "intensity, not the grid's mix at the hour of the run.</p>"
+    )
+
+
 def cost_section(data: ReportData) -> str:
     """Total energy and time of the study, failed and retried attempts included."""
     cost = study_cost(data.runs, data.attempts)
@@ -187,6 +206,8 @@ def cost_section(data: ReportData) -> str:
         f"<b>{esc(fmt_duration(cost.total_time_s))}</b> of run time; attempts that did not "
         f"succeed used {esc(wasted)}. Methods: {method_badges(cost.methods)}.</p>"
     ]
+    if cost.carbon_runs:
+        parts.append(_carbon_paragraph(cost, len(data.runs)))
     unlogged = int(data.runs["attempts"].fillna(0).sum()) - len(data.attempts)
     if unlogged > 0:
         parts.append(

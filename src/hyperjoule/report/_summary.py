@@ -167,6 +167,11 @@ class StudyCost:
         attempts_without_energy: Attempts whose energy was not measured (not in the total).
         wasted_energy_j: Energy of attempts that did not succeed.
         methods: Mix of the attempts' energy methods.
+        carbon_co2e_g: Estimated grams CO₂e of every attempt of the runs that have a
+            carbon estimate (None: none has one, or none had energy).
+        carbon_runs: Runs with a carbon estimate (the study asked for one).
+        carbon_unavailable: Of those, runs whose CO₂e is unavailable (no energy).
+        carbon_inputs: The distinct ``intensity x PUE (source)`` used, ``;``-separated.
     """
 
     by_status: pd.DataFrame
@@ -176,6 +181,10 @@ class StudyCost:
     attempts_without_energy: int
     wasted_energy_j: float | None
     methods: str
+    carbon_co2e_g: float | None = None
+    carbon_runs: int = 0
+    carbon_unavailable: int = 0
+    carbon_inputs: str = ""
 
 
 def _sum_or_none(series: pd.Series[Any]) -> float | None:
@@ -211,6 +220,18 @@ def study_cost(runs: pd.DataFrame, attempts: pd.DataFrame) -> StudyCost:
         .reset_index()
     )
     failed = att[att["status"] != "succeeded"]["energy_total_j"]
+    with_carbon = runs[runs["carbon_source"].notna()] if "carbon_source" in runs else runs.iloc[:0]
+    inputs = sorted(
+        {
+            f"{fmt_sig(i)} g/kWh x PUE {fmt_sig(p)} ({src})"
+            for i, p, src in zip(
+                with_carbon.get("carbon_intensity_g_per_kwh", []),
+                with_carbon.get("carbon_pue", []),
+                with_carbon.get("carbon_source", []),
+                strict=True,
+            )
+        }
+    )
     return StudyCost(
         by_status=by_status,
         by_attempt_status=by_attempt,
@@ -219,6 +240,14 @@ def study_cost(runs: pd.DataFrame, attempts: pd.DataFrame) -> StudyCost:
         attempts_without_energy=int(att["missing"].sum()),
         wasted_energy_j=_sum_or_none(failed) if len(failed) else 0.0,
         methods=method_mix(att["energy_method"]) if len(att) else "unavailable",
+        carbon_co2e_g=_sum_or_none(with_carbon["carbon_attempts_co2e_g"])
+        if len(with_carbon)
+        else None,
+        carbon_runs=len(with_carbon),
+        carbon_unavailable=int(with_carbon["carbon_co2e_g"].isna().sum())
+        if len(with_carbon)
+        else 0,
+        carbon_inputs="; ".join(inputs),
     )
 
 

@@ -63,6 +63,15 @@ ENERGY_COLUMNS = (
 )
 """The lab workflow's energy columns, after the ``perf_*`` ones."""
 
+CARBON_SUMMARY_COLUMNS = (
+    "carbon_co2e_grams",
+    "carbon_attempts_co2e_grams",
+    "carbon_intensity_grams_per_kwh",
+    "carbon_pue",
+    "carbon_source",
+)
+"""The estimated CO₂e of the run and of all its attempts, and its inputs (last)."""
+
 OUR_COLUMNS = (
     "mode",
     "status",
@@ -84,6 +93,7 @@ OUR_COLUMNS = (
     "background_runs",
     "background_effective",
     "error",
+    *CARBON_SUMMARY_COLUMNS,
 )
 """hyperjoule's own columns, last, so the lab's column positions stay as they were."""
 
@@ -147,9 +157,24 @@ def flat_row(record: RunRecord) -> dict[str, Any]:
             "energy_attribution": _attribution(record),
             **_background_cells(record),
             "error": record.error,
+            **_carbon_cells(record),
         }
     )
     return row
+
+
+def _carbon_cells(record: RunRecord) -> dict[str, Any]:
+    """The CO₂e estimate and its inputs; empty cells when the study asked for none."""
+    carbon = record.carbon
+    if carbon is None:
+        return dict.fromkeys(CARBON_SUMMARY_COLUMNS)
+    return {
+        "carbon_co2e_grams": carbon.co2e_g,
+        "carbon_attempts_co2e_grams": carbon.attempts_co2e_g,
+        "carbon_intensity_grams_per_kwh": carbon.intensity_g_per_kwh,
+        "carbon_pue": carbon.pue,
+        "carbon_source": carbon.source,
+    }
 
 
 def _attribution(record: RunRecord) -> str | None:
