@@ -121,6 +121,7 @@ class ProgressObserver:
             transient=True,
         )
         self.task: TaskID | None = None
+        self._in_flight: dict[str, TaskID] = {}  # run id -> its line while it runs
 
     def __enter__(self) -> ProgressObserver:
         self.progress.start()
@@ -153,12 +154,13 @@ class ProgressObserver:
         self.console.print(f"[magenta]{line}[/]")
 
     def run_started(self, index: int, total: int, spec: RunSpec, run_id: str) -> None:
-        """Show the current run in the bar."""
+        """Show the run on a line of its own while it is in flight (several with --jobs)."""
         if self.task is not None:
-            self.progress.update(
-                self.task,
-                description=f"run {index}/{total} {_label(spec.target, spec.model)} ({spec.mode})",
-            )
+            self.progress.update(self.task, description=f"{len(self._in_flight) + 1} running")
+        self._in_flight[run_id] = self.progress.add_task(
+            f"  run {index}/{total} {_label(spec.target, spec.model)} ({spec.mode}) {run_id}",
+            total=None,
+        )
 
     def run_finished(self, index: int, total: int, record: RunRecord) -> None:
         """Print one line for the recorded run and advance the bar."""
@@ -175,7 +177,11 @@ class ProgressObserver:
             f"{carbon_text(record)} "
             f"{_metrics(record.metrics)}{reason}"
         )
+        line = self._in_flight.pop(record.run_id, None)
+        if line is not None:
+            self.progress.remove_task(line)
         if self.task is not None:
+            self.progress.update(self.task, description=f"{len(self._in_flight)} running")
             self.progress.advance(self.task)
 
 

@@ -95,6 +95,16 @@ def run(
         bool, typer.Option("--fail-on-error", help="Exit 1 when any run did not succeed.")
     ] = False,
     rerun: RerunOption = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Runs at once (default: the study's executor.jobs, else GPUs / gpus_per_run, "
+            "else 1).",
+        ),
+    ] = None,
 ) -> None:
     """Run a study, or resume it: finished runs are kept and never run twice."""
     from hyperjoule._render import ProgressObserver, print_study_result
@@ -104,7 +114,7 @@ def run(
     statuses = parse_rerun(rerun)
     loaded = load_study(study)
     with ProgressObserver() as observer:
-        result = run_study(loaded, results_dir, observer=observer, rerun=statuses)
+        result = run_study(loaded, results_dir, observer=observer, rerun=statuses, jobs=jobs)
     print_study_result(result, results_dir)
     if result.interrupted:
         raise typer.Exit(130)

@@ -13,9 +13,10 @@ from fake_nvml import two_gpus  # noqa: E402
 
 from conftest import Project  # noqa: E402
 from hyperjoule.config import load_study  # noqa: E402
+from hyperjoule.devices import NodeDevices  # noqa: E402
 from hyperjoule.errors import MeterError, PreflightError  # noqa: E402
 from hyperjoule.execution import run_study  # noqa: E402
-from hyperjoule.execution._metering import MeterPool, run_environ  # noqa: E402
+from hyperjoule.execution._metering import preflight_meters, run_environ  # noqa: E402
 from hyperjoule.meters import EstimateMeter, MeterConfig  # noqa: E402
 from hyperjoule.planning import plan_study  # noqa: E402
 
@@ -26,17 +27,17 @@ def _specs(project: Project, **experiment: object) -> tuple[list, dict]:  # type
     return plan_study(loaded), loaded.targets
 
 
-def _pool(tmp_path: Path) -> MeterPool:
+def _pool(tmp_path: Path) -> NodeDevices:
     # No powercap tree: CPU is estimated; GPUs come from the fake NVML.
     config = MeterConfig(powercap_root=tmp_path / "no-powercap")
-    return MeterPool(config, nvml=two_gpus())
+    return NodeDevices(config, nvml=two_gpus())
 
 
 def test_run_measures_only_the_gpus_it_is_given(project: Project, tmp_path: Path) -> None:
     specs, targets = _specs(project, gpus=[1])
     env = run_environ(specs[0], targets["toy"])
     assert env["CUDA_VISIBLE_DEVICES"] == "1"
-    meters = _pool(tmp_path).for_run(specs[0], env)
+    meters = _pool(tmp_path).meters_for(specs[0].gpus, env)
     gpu_meters = [m for m in meters if "gpu" in m.components and m.name != "estimate"]
     assert gpu_meters, meters
     assert [g.index for g in gpu_meters[0].gpus] == [1]  # type: ignore[attr-defined]
@@ -47,7 +48,7 @@ def test_target_gpus_are_inherited_and_cuda_visible_devices_respected(
 ) -> None:
     specs, targets = _specs(project)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
-    meters = _pool(tmp_path).for_run(specs[0], run_environ(specs[0], targets["toy"]))
+    meters = _pool(tmp_path).meters_for(specs[0].gpus, run_environ(specs[0], targets["toy"]))
     gpu_meter = next(m for m in meters if hasattr(m, "gpus"))
     assert [g.index for g in gpu_meter.gpus] == [0]  # type: ignore[attr-defined]
 
@@ -55,8 +56,12 @@ def test_target_gpus_are_inherited_and_cuda_visible_devices_respected(
 def test_unknown_gpu_index_refuses_the_study(project: Project, tmp_path: Path) -> None:
     specs, targets = _specs(project, gpus=[5])
     with pytest.raises(MeterError, match="5"):
-        _pool(tmp_path).preflight(
-            specs, targets, allow_estimates=True, study_path=project.root / "s.yaml"
+        preflight_meters(
+            _pool(tmp_path),
+            specs,
+            targets,
+            allow_estimates=True,
+            study_path=project.root / "s.yaml",
         )
 
 

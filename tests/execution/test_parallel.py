@@ -103,8 +103,19 @@ def test_looping_background_is_supervised_and_effective(project: Project) -> Non
     # Stopped as soon as the foreground ended: the bound is one second.
     assert 0 <= bg["stopped_after_foreground_s"] < 1.0
     for component in record.energy.components.values():
-        if component.energy_j is not None:
+        if component.energy_j is None:
+            continue
+        if component.method == "estimated":
+            # A per-process estimate covers the foreground's own tree only.
+            assert component.attribution == "exclusive"
+            assert "background.energy" in (component.reason or "")
+        else:
+            # Device-level figures include the background.
             assert component.attribution == "combined"
+    if record.energy.get("cpu_pkg").method == "estimated":
+        estimate = bg["energy"]
+        assert estimate["method"] == "estimated" and estimate["cpu_pkg_j"] > 0
+        assert estimate["cpu_time_s"] > 0 and "background" in estimate["reason"]
     log = Path(record.run_dir or "") / bg["jobs"][0]["runs"]["details"][0]["log"]
     assert log.is_file() and "background epoch" not in log.read_text()  # killed mid-epoch
     assert log.relative_to(Path(record.run_dir or "")).parts[:2] == ("background", "attempt-1")

@@ -93,7 +93,7 @@ class Lab:
         self.runs = runs
         self.cooldown_s = cooldown_s
 
-    def study(self, name: str = "crash", **experiment: object) -> Path:
+    def study(self, name: str = "crash", jobs: int | None = None, **experiment: object) -> Path:
         exp: dict[str, object] = {"target": "job", "mode": "mutation", "mutate": ["seed"]}
         exp["runs"] = self.runs
         exp.update(experiment)
@@ -105,6 +105,8 @@ class Lab:
             "defaults": {"cooldown_s": self.cooldown_s},
             "experiments": [exp],
         }
+        if jobs is not None:
+            data["executor"] = {"jobs": jobs}
         path = self.root / f"{name}.yaml"
         path.write_text(yaml.safe_dump(data))
         return path
@@ -214,6 +216,46 @@ def test_sigkill_during_a_run_leaves_no_orphans_and_resumes(lab: Lab) -> None:
     _assert_database_intact(lab)
     _finish(lab, study)
     _assert_no_orphans(lab)
+
+
+@pytest.mark.slow
+def test_sigkill_with_two_runs_in_flight_leaves_no_orphans_and_resumes(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "lab", runs=5, seconds=3.0)
+    try:
+        study = lab.study(jobs=2)
+        proc = lab.start(study)
+        _wait_for(lambda: len(list(lab.pids.glob("*.pids"))) >= 2)  # two runs in flight
+        assert _running_count(lab) == 2
+        _kill(proc)
+        _assert_no_orphans(lab)
+        _assert_database_intact(lab)
+        _finish(lab, study)
+        _assert_no_orphans(lab)
+    finally:
+        for pid in lab.training_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_two_runs_in_flight_records_both_interrupted(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "lab", runs=4, seconds=5.0)
+    try:
+        study = lab.study(jobs=2)
+        proc = lab.start(study)
+        _wait_for(lambda: len(list(lab.pids.glob("*.pids"))) >= 2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err.decode()
+        _assert_no_orphans(lab)
+        with ResultsStore(lab.results, create=False) as store:
+            records = list(store.iter_runs(study="crash"))
+        assert sorted(r.status.value for r in records) == ["interrupted", "interrupted"]
+        _finish(lab, study)
+    finally:
+        for pid in lab.training_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.slow

@@ -7,6 +7,8 @@ returns an :class:`AttemptResult`; the coordinator's recorder writes the records
 """
 
 from hyperjoule.execution._attempt import attempt_environ, execute, run_files
+from hyperjoule.execution._build import TaskBuilder, build_argv
+from hyperjoule.execution._coordinator import RunObserver
 from hyperjoule.execution._executor import Executor
 from hyperjoule.execution._guards import check_assets
 from hyperjoule.execution._lifecycle import parse_rerun
@@ -16,7 +18,6 @@ from hyperjoule.execution._plan_state import PlanState, SearchProgress, load_pla
 from hyperjoule.execution._process import ProcessResult, kill_process_group, run_process
 from hyperjoule.execution._result import AttemptResult, BackgroundReport, ExecutorInfo
 from hyperjoule.execution._runner import StudyResult, run_study
-from hyperjoule.execution._session import RunObserver, build_argv
 from hyperjoule.execution._task import BackgroundTask, CooldownPolicy, MetricRule, RunTask
 from hyperjoule.execution._tracking import GroupTracker, NoTracker
 
@@ -37,6 +38,7 @@ __all__ = [
     "RunTask",
     "SearchProgress",
     "StudyResult",
+    "TaskBuilder",
     "attempt_environ",
     "build_argv",
     "check_assets",

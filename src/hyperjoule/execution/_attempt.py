@@ -24,11 +24,12 @@ from hyperjoule.execution._checkpoint import (
     AttemptCheckpointer,
     CheckpointSink,
 )
+from hyperjoule.execution._intermediate import IntermediateWatch, PointCallback
 from hyperjoule.execution._outcome import classify_outcome
 from hyperjoule.execution._parallel_energy import background_estimate, mark_parallel
 from hyperjoule.execution._process import run_process
 from hyperjoule.execution._result import AttemptResult, BackgroundReport
-from hyperjoule.execution._task import RunTask
+from hyperjoule.execution._task import RunTask, background_dir
 from hyperjoule.execution._tracking import GroupTracker, NoTracker
 from hyperjoule.meters import (
     Baseline,
@@ -39,7 +40,7 @@ from hyperjoule.meters import (
 )
 from hyperjoule.metrics import MetricPattern, extract_metrics
 from hyperjoule.records import BackgroundPolicy, BackgroundSpec, EnergyBlock, RunStatus
-from hyperjoule.storage import path_component, utc_timestamp
+from hyperjoule.storage import utc_timestamp
 
 __all__ = ["attempt_environ", "execute", "run_files"]
 
@@ -85,8 +86,11 @@ def attempt_environ(task: RunTask) -> dict[str, str]:
     the attempt's GPUs when it has its own (NVML numbering, so ``CUDA_DEVICE_ORDER`` is
     ``PCI_BUS_ID`` unless the task says otherwise).
     """
-    env = {**os.environ, **task.env}
-    gpus = task.device_gpus
+    return _node_environ(task.env, task.device_gpus)
+
+
+def _node_environ(overrides: dict[str, str], gpus: tuple[int, ...] | None) -> dict[str, str]:
+    env = {**os.environ, **overrides}
     if gpus is not None:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpus)
         env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
@@ -101,6 +105,7 @@ def execute(
     tracker: GroupTracker | None = None,
     baseline: Baseline | None = None,
     on_checkpoint: CheckpointSink | None = None,
+    on_point: PointCallback | None = None,
 ) -> AttemptResult:
     """Run one attempt and return what happened; never writes outside ``task.run_dir``.
 
@@ -114,6 +119,8 @@ def execute(
         on_checkpoint: Receives the attempt's duration, CPU time and energy so far every
             ``CHECKPOINT_PERIOD_S`` (the coordinator stores them, so a killed runner
             loses seconds of accounting); called from this attempt's thread.
+        on_point: Search runs: receives each intermediate metrics point as the run
+            prints it; when it returns True the run is stopped (``pruned``).
 
     Returns:
         The attempt's result. A failing training process is a result, not an exception.
@@ -125,13 +132,17 @@ def execute(
     log_path = run_dir / log_name
     metrics_file = run_dir / METRICS_FILENAME
     metrics_file.unlink(missing_ok=True)  # a retry must not read the last attempt's file
+    watch = (
+        IntermediateWatch(log_path, task.intermediate_step, on_point)
+        if task.intermediate_step is not None
+        else None
+    )
     if stop.is_set():
         return AttemptResult.interrupted(task.run_id, task.attempt, "stopped before it started")
     env = attempt_environ(task)
     groups = _AttemptGroups(tracker or NoTracker())
     key = f"{task.run_id}/{task.attempt}"
-    bg_dir = run_dir / "background" / f"attempt-{task.attempt}"
-    with _backgrounds(task, env, bg_dir, groups) as bg:
+    with _backgrounds(task, env, groups) as bg:
         if bg is not None:
             bg.wait_until_loaded(stop)
         window = devices.open_window(key, gpus=task.device_gpus, environ=env, run_dir=run_dir)
@@ -154,6 +165,7 @@ def execute(
                     else None
                 ),
                 progress_every_s=CHECKPOINT_PERIOD_S,
+                should_stop=watch.should_stop if watch is not None else None,
             )
         except BaseException:
             window.abort()
@@ -163,6 +175,8 @@ def execute(
         usage = RunUsage(duration_s=result.duration_s, cpu_time_s=result.cpu_time_s)
         readings = window.close(usage)
     ended_at = utc_timestamp()
+    if watch is not None:
+        watch.read_new()  # the lines printed after the last poll
     energy, power = merge_readings(readings)
     if baseline is not None:
         _net_energy(energy, result.duration_s, baseline)
@@ -177,6 +191,7 @@ def execute(
         metrics_found=extracted.values.keys(),
         required_metrics=task.required_metrics,
         log_path=log_path,
+        timeout_s=task.timeout_s,
     )
     background: BackgroundReport | None = None
     if bg is not None:
@@ -214,6 +229,9 @@ def execute(
         log=log_name,
         files=run_files(run_dir),
         escaped_processes=[e.to_dict() for e in result.escaped],
+        leftover_cpu_time_s=result.leftover_cpu_time_s,
+        escape_watch=result.escape_watch,
+        intermediate=watch.points if watch is not None else None,
     )
 
 
@@ -242,7 +260,7 @@ def run_files(run_dir: Path) -> list[str]:
 
 @contextmanager
 def _backgrounds(
-    task: RunTask, env: dict[str, str], directory: Path, groups: _AttemptGroups
+    task: RunTask, env: dict[str, str], groups: _AttemptGroups
 ) -> Iterator[BackgroundSet | None]:
     """Start a parallel run's backgrounds; stop them however the block ends."""
     if not task.background:
@@ -251,9 +269,11 @@ def _backgrounds(
     policy = task.background_policy or BackgroundPolicy()
     jobs = []
     for n, bg in enumerate(task.background, start=1):
-        # Confined to the run directory even if a name slipped past the config checks.
-        bg_dir = directory / path_component("background target", f"{n}-{bg.target}")
-        bg_env = {**env, **bg.env, "HYPERJOULE_RUN_DIR": str(bg_dir), "HYPERJOULE_BACKGROUND": "1"}
+        bg_dir = Path(background_dir(task.run_dir, task.attempt, n, bg.target))
+        # The background's own environment on the foreground's GPUs.
+        bg_env = _node_environ(bg.env, task.device_gpus)
+        bg_env.setdefault("HYPERJOULE_RUN_DIR", str(bg_dir))
+        bg_env["HYPERJOULE_BACKGROUND"] = "1"
         jobs.append(
             BackgroundJob(
                 spec=BackgroundSpec(bg.target, bg.model, dict(bg.hyperparameters)),

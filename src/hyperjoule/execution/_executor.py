@@ -12,8 +12,11 @@ from __future__ import annotations
 import abc
 from concurrent.futures import Future
 
+from hyperjoule.execution._checkpoint import CheckpointSink
+from hyperjoule.execution._intermediate import PointCallback
 from hyperjoule.execution._result import AttemptResult
 from hyperjoule.execution._task import RunTask
+from hyperjoule.meters import Baseline
 
 __all__ = ["Executor"]
 
@@ -54,8 +57,24 @@ class Executor(abc.ABC):
         """How many attempts can run at once (at least 1)."""
 
     @abc.abstractmethod
-    def submit(self, task: RunTask) -> Future[AttemptResult]:
+    def submit(
+        self,
+        task: RunTask,
+        *,
+        on_point: PointCallback | None = None,
+        on_checkpoint: CheckpointSink | None = None,
+    ) -> Future[AttemptResult]:
         """Queue ``task``; return the future of its result.
+
+        ``on_checkpoint`` receives the running attempt's duration, CPU time and energy so
+        far every few seconds, on any thread (the coordinator stores them, so a killed
+        runner loses seconds of accounting); an executor may ignore it.
+
+        ``on_point`` (search runs with ``task.intermediate_step``) receives each
+        intermediate metrics point while the attempt runs, on any thread; when it
+        returns True the attempt is stopped and comes back ``pruned``. An executor that
+        cannot deliver points live may ignore it: the points still come back in
+        ``AttemptResult.intermediate``.
 
         Raises:
             RuntimeError: The executor was shut down.
@@ -66,6 +85,12 @@ class Executor(abc.ABC):
         """Stop accepting tasks; cancel and stop in-flight ones when ``cancel``.
 
         Returns when no attempt of this executor runs any more.
+        """
+
+    def use_baseline(self, baseline: Baseline | None) -> None:  # noqa: B027 - optional hook
+        """Use this idle baseline for net energy and until-idle cooldowns (local nodes).
+
+        Remote executors measure on their own nodes and may ignore it.
         """
 
     def __enter__(self) -> Executor:

@@ -22,7 +22,10 @@ from hyperjoule.metrics._bounds import (
     parse_bounded_json,
 )
 
-__all__ = ["IntermediateWatch"]
+__all__ = ["IntermediateWatch", "PointCallback"]
+
+PointCallback = Callable[[dict[str, float]], bool]
+"""Receives each intermediate point of a search run; True stops (prunes) the run."""
 
 _MAX_LINE_BYTES = 64 * 1024  # a longer line is cut (and then is no JSON)
 _MAX_POINTS = 10_000  # a target printing every batch must not grow the record forever
@@ -42,7 +45,7 @@ class IntermediateWatch:
         self,
         log_path: Path,
         step_key: str,
-        on_point: Callable[[dict[str, float]], bool] | None,
+        on_point: PointCallback | None,
         interval_s: float = 0.1,
     ) -> None:
         self.log_path = log_path

@@ -8,12 +8,16 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
+from typing import Any
 
 from hyperjoule.devices import NodeDevices, node_name
 from hyperjoule.errors import ExecutorError
-from hyperjoule.execution._attempt import execute
+from hyperjoule.execution._attempt import attempt_environ, execute
+from hyperjoule.execution._checkpoint import CheckpointSink
 from hyperjoule.execution._cooldown import DeviceCooldown
 from hyperjoule.execution._executor import Executor
+from hyperjoule.execution._intermediate import PointCallback
+from hyperjoule.execution._power import GpuPowerLimits
 from hyperjoule.execution._result import AttemptResult, ExecutorInfo
 from hyperjoule.execution._task import RunTask
 from hyperjoule.execution._tracking import GroupTracker, NoTracker
@@ -35,6 +39,8 @@ def default_jobs(gpus: Sequence[int], gpus_per_run: int) -> int:
 class _Queued:
     future: Future[AttemptResult]
     task: RunTask
+    on_point: PointCallback | None = None
+    on_checkpoint: CheckpointSink | None = None
 
 
 class LocalExecutor(Executor):
@@ -49,6 +55,7 @@ class LocalExecutor(Executor):
             none themselves (``RunTask.gpus_per_run`` wins when set).
         tracker: Told every process group started and reaped (the orphan watchdog).
         baseline: Idle baseline for net energy and until-idle cooldowns.
+        power_limits: Sets a task's ``gpu_power_limit_w`` on its GPUs for the attempt.
     """
 
     kind = "local"
@@ -62,6 +69,7 @@ class LocalExecutor(Executor):
         gpus_per_run: int = 0,
         tracker: GroupTracker | None = None,
         baseline: Baseline | None = None,
+        power_limits: GpuPowerLimits | None = None,
     ) -> None:
         if jobs is not None and jobs < 1:
             raise ValueError(f"jobs must be at least 1, got {jobs}")
@@ -71,6 +79,8 @@ class LocalExecutor(Executor):
         self._capacity = jobs if jobs is not None else default_jobs(self._gpus, gpus_per_run)
         self._tracker = tracker or NoTracker()
         self.baseline = baseline
+        self._power_limits = power_limits
+        self._power_lock = threading.Lock()  # one NVML handle, several worker threads
         self._stop = threading.Event()
         self._cooldown = DeviceCooldown(baseline, self._stop)
         self._cond = threading.Condition()
@@ -86,6 +96,11 @@ class LocalExecutor(Executor):
         for worker in self._workers:
             worker.start()
 
+    def use_baseline(self, baseline: Baseline | None) -> None:
+        """Use ``baseline`` for net energy and until-idle cooldowns from now on."""
+        self.baseline = baseline
+        self._cooldown.baseline = baseline
+
     @property
     def capacity(self) -> int:
         """Attempts at once."""
@@ -96,7 +111,13 @@ class LocalExecutor(Executor):
         """The GPUs this executor hands out."""
         return self._gpus
 
-    def submit(self, task: RunTask) -> Future[AttemptResult]:
+    def submit(
+        self,
+        task: RunTask,
+        *,
+        on_point: PointCallback | None = None,
+        on_checkpoint: CheckpointSink | None = None,
+    ) -> Future[AttemptResult]:
         """Queue ``task`` (see :class:`~hyperjoule.execution.Executor`)."""
         future: Future[AttemptResult] = Future()
         with self._cond:
@@ -111,7 +132,7 @@ class LocalExecutor(Executor):
                     )
                 )
                 return future
-            self._queue.append(_Queued(future, task))
+            self._queue.append(_Queued(future, task, on_point, on_checkpoint))
             self._cond.notify_all()
         return future
 
@@ -148,6 +169,20 @@ class LocalExecutor(Executor):
         chosen = tuple(free[:need])
         self._busy_gpus.update(chosen)
         return chosen
+
+    def _set_power_limit(self, task: RunTask) -> dict[str, Any] | None:
+        if task.gpu_power_limit_w is None or self._power_limits is None:
+            return None
+        with self._power_lock:
+            return self._power_limits.apply_limit(
+                task.gpu_power_limit_w, task.device_gpus, attempt_environ(task)
+            )
+
+    def _restore_power_limit(self, applied: dict[str, Any] | None) -> None:
+        if applied is None or self._power_limits is None or not applied.get("applied"):
+            return
+        with self._power_lock:
+            self._power_limits.restore(applied.get("gpus"))
 
     def _next(self) -> tuple[_Queued, tuple[int, ...] | None] | None:
         """The next task to run and its GPUs, in submission order; None to quit."""
@@ -186,14 +221,21 @@ class LocalExecutor(Executor):
         tokens = [f"gpu:{g}" for g in gpus] if gpus else ["cpu"]
         try:
             cooldown = self._cooldown.pay(tokens, gpus)
-            result = execute(
-                task,
-                self._devices,
-                stop=self._stop,
-                tracker=self._tracker,
-                baseline=self.baseline,
-            )
+            limit = self._set_power_limit(task)
+            try:
+                result = execute(
+                    task,
+                    self._devices,
+                    stop=self._stop,
+                    tracker=self._tracker,
+                    baseline=self.baseline,
+                    on_point=item.on_point,
+                    on_checkpoint=item.on_checkpoint,
+                )
+            finally:
+                self._restore_power_limit(limit)
             result.cooldown_before = cooldown
+            result.gpu_power_limit = limit
             result.executor = ExecutorInfo("local", self._host, self._host, gpus)
         except BaseException as e:
             logger.error("run %s attempt %d failed to execute: %s", task.run_id, task.attempt, e)

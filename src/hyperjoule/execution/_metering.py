@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from hyperjoule.config import OFFLINE_ENV, LoadedStudy, Target
+from hyperjoule.devices import NodeDevices
 from hyperjoule.errors import PreflightError
-from hyperjoule.meters import EstimateMeter, Meter, MeterConfig, create_meters
+from hyperjoule.meters import EstimateMeter, MeterConfig
 from hyperjoule.records import RunSpec
 
-__all__ = ["MeterPool", "meter_config", "run_environ"]
+__all__ = ["meter_config", "preflight_meters", "run_environ"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,82 +42,30 @@ def run_environ(spec: RunSpec, target: Target) -> dict[str, str]:
     return env
 
 
-class MeterPool:
-    """Meters per GPU selection, created once and shared by the runs that use it.
+def preflight_meters(
+    devices: NodeDevices,
+    specs: Iterable[RunSpec],
+    targets: Mapping[str, Target],
+    *,
+    allow_estimates: bool,
+    study_path: Path,
+) -> None:
+    """Create every run's meters now, so a study never starts half-measured.
 
-    Args:
-        config: Meter settings; ``gpus`` is replaced per run.
-        fixed: Use these meters for every run instead (tests, library callers).
-        nvml: A ``pynvml`` stand-in (tests); the real module is loaded lazily.
+    Raises:
+        MeterError: A run asks for a GPU that does not exist.
+        PreflightError: A component would only be estimated and the study does not
+            set ``allow_estimates: true``.
     """
-
-    def __init__(
-        self,
-        config: MeterConfig | None = None,
-        fixed: Sequence[Meter] | None = None,
-        *,
-        nvml: Any = None,
-    ) -> None:
-        self._config = config or MeterConfig()
-        self._fixed = list(fixed) if fixed is not None else None
-        self._nvml = nvml
-        self._pool: dict[tuple[tuple[int, ...] | None, str | None], list[Meter]] = {}
-
-    def for_run(self, spec: RunSpec, environ: Mapping[str, str]) -> list[Meter]:
-        """The meters measuring one run (created on first use).
-
-        Raises:
-            MeterError: The run asks for a GPU that does not exist.
-        """
-        if self._fixed is not None:
-            return self._fixed
-        key = (spec.gpus, environ.get("CUDA_VISIBLE_DEVICES"))
-        if key not in self._pool:
-            config = MeterConfig(**{**vars(self._config), "gpus": _as_list(spec.gpus)})
-            self._pool[key] = create_meters(config, environ, nvml=self._nvml)
-        return self._pool[key]
-
-    def preflight(
-        self,
-        specs: Iterable[RunSpec],
-        targets: Mapping[str, Target],
-        *,
-        allow_estimates: bool,
-        study_path: Path,
-    ) -> None:
-        """Create every run's meters now, so a study never starts half-measured.
-
-        Raises:
-            MeterError: A run asks for a GPU that does not exist.
-            PreflightError: A component would only be estimated and the study does not
-                set ``allow_estimates: true``.
-        """
-        for spec in specs:
-            meters = self.for_run(spec, run_environ(spec, targets[spec.target]))
-            if allow_estimates:
-                continue
-            for meter in meters:
-                if isinstance(meter, EstimateMeter):
-                    raise PreflightError(
-                        f"{study_path}: allow_estimates: CPU package energy could only be "
-                        f"estimated from CPU time here ({meter.why}); make the RAPL counters "
-                        "readable (see 'hyperjoule doctor') or set 'allow_estimates: true' "
-                        "in the study to accept figures labelled estimated"
-                    )
-
-    def all_meters(self) -> list[Meter]:
-        """Every meter in use (for provenance and closing)."""
-        if self._fixed is not None:
-            return list(self._fixed)
-        return [m for meters in self._pool.values() for m in meters]
-
-    def close(self) -> None:
-        """Close the meters this pool created (not the fixed ones, owned by the caller)."""
-        for meters in self._pool.values():
-            for meter in meters:
-                meter.close()
-        self._pool.clear()
-
-
-def _as_list(gpus: tuple[int, ...] | None) -> list[int] | None:
-    return list(gpus) if gpus is not None else None
+    for spec in specs:
+        meters = devices.meters_for(spec.gpus, run_environ(spec, targets[spec.target]))
+        if allow_estimates:
+            continue
+        for meter in meters:
+            if isinstance(meter, EstimateMeter):
+                raise PreflightError(
+                    f"{study_path}: allow_estimates: CPU package energy could only be "
+                    f"estimated from CPU time here ({meter.why}); make the RAPL counters "
+                    "readable (see 'hyperjoule doctor') or set 'allow_estimates: true' "
+                    "in the study to accept figures labelled estimated"
+                )

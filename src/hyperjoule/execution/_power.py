@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hyperjoule.config import SystemSettings
@@ -106,11 +106,16 @@ class GpuPowerLimits:
         """Set the run's limit on its GPUs; return what was done (for the record)."""
         if POWER_KNOB not in spec.hyperparameters:
             return None
-        limit_w = float(spec.hyperparameters[POWER_KNOB])
+        return self.apply_limit(float(spec.hyperparameters[POWER_KNOB]), spec.gpus, environ)
+
+    def apply_limit(
+        self, limit_w: float, gpus_wanted: Sequence[int] | None, environ: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Set ``limit_w`` on the given GPUs (None: those of ``environ``); say what was done."""
         if self.skipped:
             return {"limit_w": limit_w, "applied": False, "reason": self.skipped[0]}
         api = self._nvml()
-        gpus = visible_gpu_indices(api, spec.gpus, environ)
+        gpus = visible_gpu_indices(api, gpus_wanted, environ)
         for index in gpus:
             handle = api.handle(index)
             if index not in self.previous_w:
@@ -131,11 +136,17 @@ class GpuPowerLimits:
         logger.info("GPU power limit %g W on GPU(s) %s", limit_w, gpus)
         return {"limit_w": limit_w, "applied": True, "gpus": gpus}
 
-    def restore(self) -> None:
-        """Give every GPU changed its limit from before the study (idempotent)."""
+    def restore(self, gpus: Iterable[int] | None = None) -> None:
+        """Give the GPUs changed (or those of ``gpus``) their limit from before the study.
+
+        Idempotent. Concurrent runs on other GPUs keep their limits when ``gpus`` is given.
+        """
         if self._api is None:
             return
+        only = set(gpus) if gpus is not None else None
         for index, limit_w in list(self.previous_w.items()):
+            if only is not None and index not in only:
+                continue
             try:
                 self._api.set_power_limit_w(self._api.handle(index), limit_w)
             except NvmlCallError as e:

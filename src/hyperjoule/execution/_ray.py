@@ -33,7 +33,9 @@ from hyperjoule._imports import import_optional
 from hyperjoule.config import ExecutorConfig
 from hyperjoule.devices import NodeDevices
 from hyperjoule.errors import ExecutorError, PreflightError
+from hyperjoule.execution._checkpoint import CheckpointSink
 from hyperjoule.execution._executor import Executor
+from hyperjoule.execution._intermediate import PointCallback
 from hyperjoule.execution._ray_files import (
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_TOTAL_BYTES,
@@ -256,8 +258,19 @@ class RayExecutor(Executor):
         """Attempts the cluster's nodes can run at once when the study started."""
         return self._capacity
 
-    def submit(self, task: RunTask) -> Future[AttemptResult]:
-        """Start ``task`` as a Ray task; its future resolves when its files are back."""
+    def submit(
+        self,
+        task: RunTask,
+        *,
+        on_point: PointCallback | None = None,
+        on_checkpoint: CheckpointSink | None = None,
+    ) -> Future[AttemptResult]:
+        """Start ``task`` as a Ray task; its future resolves when its files are back.
+
+        ``on_point`` and ``on_checkpoint`` are not called: intermediate points of a
+        remote attempt come back with its result (a search on Ray records them but
+        cannot prune live), and its accounting arrives when it ends.
+        """
         with self._lock:
             if self._closed:
                 raise RuntimeError("the Ray executor was shut down")

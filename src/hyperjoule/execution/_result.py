@@ -112,8 +112,14 @@ class AttemptResult:
         executor: Where the attempt ran.
         escaped_processes: Processes of the attempt that outlived its process (daemons
             that left its session) and were killed: pid, name, found_by, CPU time.
+        leftover_cpu_time_s: CPU time of those processes, in seconds (in ``cpu_time_s``).
+        escape_watch: How left-behind processes were looked for.
+        gpu_power_limit: The ``gpu_power_limit_w`` the executor set on the attempt's
+            GPUs (``limit_w``, ``applied``, ``gpus``), or None.
         cooldown_before: The pause the executor made on the attempt's devices before it
             started (``kind``, ``waited_s``, ...), or None.
+        intermediate: Search runs: the intermediate metrics points read while it ran
+            (``[{"epoch": 1, "val_accuracy": 0.8}, ...]``); None for other runs.
     """
 
     run_id: str
@@ -139,6 +145,10 @@ class AttemptResult:
     executor: ExecutorInfo | None = None
     cooldown_before: dict[str, Any] | None = None
     escaped_processes: list[dict[str, Any]] = field(default_factory=list)
+    leftover_cpu_time_s: float = 0.0
+    escape_watch: str = ""
+    gpu_power_limit: dict[str, Any] | None = None
+    intermediate: list[dict[str, float]] | None = None
 
     def log_entry(self) -> dict[str, Any]:
         """This attempt's entry in the record's ``attempt_log`` (JSON-ready)."""
@@ -162,6 +172,8 @@ class AttemptResult:
             ),
             "executor": self.executor.to_dict() if self.executor is not None else None,
             "escaped_processes": list(self.escaped_processes),
+            "leftover_cpu_time_s": self.leftover_cpu_time_s,
+            "escape_watch": self.escape_watch,
         }
 
     @classmethod

@@ -1,10 +1,11 @@
-"""Running a study: every planned run launched, measured, classified, retried, recorded.
+"""Running a study: preflight, resources, then the coordinator loop over an executor.
 
-One run, step by step: a ``running`` record goes into the database, then for each attempt
-the meters open a window, the training process runs (own process group, output streamed
-to ``attempt-N.log``), the window closes, metrics are extracted and the outcome is
-classified; failed attempts are retried up to ``max_retries``. The final record is
-written to the database, ``run.json`` and ``summary.csv`` before the next run starts.
+``run_study`` checks everything that can be checked before anything is written (assets,
+results directory, plan, meters, governor, executor), takes the study lock, starts the
+orphan watchdog and the heartbeat, then hands the unfinished runs to
+:func:`~hyperjoule.execution._coordinator.run_slots`: each becomes a
+:class:`~hyperjoule.execution.RunTask`, an executor runs it (up to ``jobs`` at once),
+and the recorder writes its record.
 """
 
 from __future__ import annotations
@@ -17,38 +18,36 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from hyperjoule._imports import import_optional
-from hyperjoule.config import (
-    LoadedStudy,
-)
+from hyperjoule.config import ExecutorConfig, LoadedStudy
+from hyperjoule.devices import NodeDevices
 from hyperjoule.errors import StorageError
+from hyperjoule.execution._build import TaskBuilder
+from hyperjoule.execution._coordinator import PlannedRuns, RunObserver, RunSource, run_slots
+from hyperjoule.execution._factory import create_executor
 from hyperjoule.execution._guards import (
     Heartbeat,
     check_assets,
     check_results_dir,
     refuse_live_sessions,
 )
-from hyperjoule.execution._metering import MeterPool, meter_config, run_environ
+from hyperjoule.execution._metering import meter_config, preflight_meters, run_environ
 from hyperjoule.execution._plan_state import PlanState, load_plan_state
 from hyperjoule.execution._power import POWER_KNOB, GpuPowerLimits
 from hyperjoule.execution._proctree import child_subreaper
 from hyperjoule.execution._reaper import GroupReaper
-from hyperjoule.execution._search_loop import SearchCounter, build_proposer, run_search
-from hyperjoule.execution._session import RunObserver, SessionContext
+from hyperjoule.execution._recorder import Recorder
+from hyperjoule.execution._search_loop import SearchRuns
 from hyperjoule.execution._system import CPU_SYSFS_ROOT, SystemKnobs
 from hyperjoule.meters import (
     Baseline,
-    GpuTemperatureReader,
     Meter,
-    gpu_temperature_reader,
     load_latest_baseline,
     measure_baseline,
     save_baseline,
-    wait_until_idle,
 )
-from hyperjoule.records import RunRecord, RunSpec, RunStatus
+from hyperjoule.records import RunRecord, RunStatus
 from hyperjoule.storage import (
     DB_FILENAME,
     ResultsStore,
@@ -119,6 +118,8 @@ def run_study(
     meters: Sequence[Meter] | None = None,
     cpu_sysfs_root: Path = CPU_SYSFS_ROOT,
     rerun: Collection[RunStatus] = (),
+    jobs: int | None = None,
+    executor: ExecutorConfig | None = None,
 ) -> StudyResult:
     """Run (or resume) a study and record every run.
 
@@ -126,59 +127,75 @@ def run_study(
         loaded: The validated study (see :func:`hyperjoule.config.load_study`).
         results_dir: Where the database and run directories live.
         observer: Receives progress events.
-        stop_event: Set it to stop after the current run is recorded as interrupted.
-            Ctrl-C sets it when this runs in the main thread.
+        stop_event: Set it to stop: the runs in flight are killed and recorded as
+            interrupted. Ctrl-C sets it when this runs in the main thread.
         meters: Meters to use; by default those :func:`hyperjoule.meters.create_meters`
             finds on this machine.
         cpu_sysfs_root: Where CPU governors live (tests point it at a fake sysfs tree).
         rerun: Final statuses whose slots run again (``--rerun failed,timeout``); the
             earlier records stay, the new one becomes the slot's result.
+        jobs: Runs at once (``--jobs``); overrides the study's ``executor.jobs``.
+        executor: Executor settings; the study's ``executor`` by default.
 
     Raises:
-        PreflightError: Declared assets are missing (nothing is written).
+        PreflightError: Declared assets are missing, or the executor cannot be set up
+            (nothing is written).
         StorageError: The results directory cannot be used.
     """
     # Every path handed to a child must be absolute: it runs in its own workdir.
     results_dir = Path(results_dir).absolute()
+    settings = executor or loaded.study.executor
+    if jobs is not None:
+        settings = settings.model_copy(update={"jobs": jobs})
     check_assets(loaded)
     check_results_dir(results_dir)
     planned = _check_plan(loaded, results_dir, rerun)
     searching = [p for p in planned.searches if p.left]
     if searching:
         import_optional("optuna", extra="search", feature=f"{loaded.path}: mode: search")
-    pool = MeterPool(meter_config(loaded), fixed=meters)
+    devices = NodeDevices(meter_config(loaded), fixed=meters)
     try:
-        pool.preflight(
+        preflight_meters(
+            devices,
             planned.todo + [p.setup.spec(0, dict(p.setup.space.base), -1) for p in searching],
             loaded.targets,
             allow_estimates=loaded.study.allow_estimates,
             study_path=loaded.path,
         )
+        knobs = SystemKnobs(loaded.study.system, cpu_sysfs_root)
+        knobs.check()
+        limits = GpuPowerLimits(loaded.study.system)
+        try:
+            _check_power_limits(limits, loaded, planned)
+        except BaseException:
+            limits.close()
+            raise
     except BaseException:
-        pool.close()
-        raise
-    knobs = SystemKnobs(loaded.study.system, cpu_sysfs_root)
-    knobs.check()
-    limits = GpuPowerLimits(loaded.study.system)
-    try:
-        _check_power_limits(limits, loaded, planned)
-    except BaseException:
-        limits.close()
-        pool.close()
+        devices.close()
         raise
     stop = stop_event or threading.Event()
     with contextlib.ExitStack() as resources:
-        # Released in reverse: meters, database, knobs restored, watchdog, lock last.
-        resources.enter_context(StudyLock(results_dir, loaded.name))
+        # Released in reverse: database, knobs restored, lock, executor, watchdog, meters.
+        resources.callback(devices.close)
         reaper = resources.enter_context(GroupReaper())
         # Orphaned descendants of runs come to us, not init: daemons are found and reaped.
         resources.enter_context(child_subreaper())
-        knobs.reaper = reaper
-        resources.enter_context(knobs)
         limits.reaper = reaper
         resources.callback(limits.close)
+        # Before the lock and the database: a refused executor leaves nothing behind.
+        runner = create_executor(
+            settings,
+            devices=devices,
+            tracker=reaper,
+            results_dir=results_dir,
+            allow_estimates=loaded.study.allow_estimates,
+            power_limits=limits,
+        )
+        resources.callback(runner.shutdown, True)
+        resources.enter_context(StudyLock(results_dir, loaded.name))
+        knobs.reaper = reaper
+        resources.enter_context(knobs)
         store = resources.enter_context(ResultsStore(results_dir))
-        resources.callback(pool.close)
         refuse_live_sessions(store, loaded.name)
         stale = store.mark_stale_running(loaded.name)
         if stale:
@@ -198,16 +215,31 @@ def run_study(
         status = "completed"
         try:
             with _sigint_sets(stop), Heartbeat(results_dir, session):
-                context = SessionContext(loaded, store, results_dir, session, pool, reaper)
-                context.rerun_of = state.rerun_of
-                context.system = knobs.provenance()
-                context.power_limits = limits
+                baseline = _baseline(loaded, results_dir, devices, state, stop)
+                runner.use_baseline(baseline)
+                recorder = Recorder(loaded, store, results_dir, session, executor_kind=runner.kind)
+                recorder.rerun_of = state.rerun_of
+                recorder.system = knobs.provenance()
                 if limits.skipped:
-                    context.system["skipped"] = [*context.system["skipped"], *limits.skipped]
-                context.baseline = _baseline(loaded, results_dir, pool, state, stop)
-                with _Cooldown(context, stop) as cooldown:
-                    _run_todo(context, state, stop, observer, result, cooldown)
-                    _run_searches(context, state, stop, observer, result, cooldown)
+                    recorder.system["skipped"] = [*recorder.system["skipped"], *limits.skipped]
+                recorder.baseline = baseline
+                builder = TaskBuilder(
+                    loaded, results_dir, session, gpus_per_run=settings.gpus_per_run
+                )
+                sources: list[RunSource] = [PlannedRuns(state.todo)]
+                # Searches after the planned runs: they may warm-start from them.
+                sources += [SearchRuns(store, p, observer) for p in state.searches if p.left]
+                with runner:
+                    run_slots(
+                        sources,
+                        state.runs_left,
+                        executor=runner,
+                        builder=builder,
+                        recorder=recorder,
+                        stop=stop,
+                        observer=observer,
+                        on_record=result.records.append,
+                    )
             if stop.is_set():
                 status = "interrupted"
                 result.interrupted = True
@@ -220,25 +252,6 @@ def run_study(
             except StorageError as e:  # e.g. the disk filled up: keep the first error
                 logger.error("could not record the end of session %s: %s", session, e)
         return result
-
-
-def _run_todo(
-    context: SessionContext,
-    state: PlanState,
-    stop: threading.Event,
-    observer: RunObserver | None,
-    result: StudyResult,
-    cooldown: _Cooldown,
-) -> None:
-    """Run the unfinished runs in plan order, with cooldowns, until done or stopped."""
-    for index, spec in enumerate(state.todo, start=1):
-        if stop.is_set():
-            return
-        result.records.append(context.execute(spec, index, len(state.todo), stop, observer))
-        if stop.is_set():
-            return
-        if index < len(state.todo):
-            context.cooldown_before = cooldown.after(spec)
 
 
 def _check_power_limits(limits: GpuPowerLimits, loaded: LoadedStudy, planned: PlanState) -> None:
@@ -259,42 +272,17 @@ def _check_power_limits(limits: GpuPowerLimits, loaded: LoadedStudy, planned: Pl
             limits.check([spec], run_environ(spec, loaded.targets[spec.target]))
 
 
-def _run_searches(
-    context: SessionContext,
-    state: PlanState,
-    stop: threading.Event,
-    observer: RunObserver | None,
-    result: StudyResult,
-    cooldown: _Cooldown,
-) -> None:
-    """Run the search experiments after the planned runs (they may warm-start from them)."""
-    # The pause after the last planned run is due before the first trial.
-    last = state.todo[-1] if result.records and state.todo else None
-    counter = SearchCounter(len(state.todo), state.runs_left, last)
-    for progress in state.searches:
-        if stop.is_set():
-            return
-        if not progress.left:
-            continue
-        proposer = build_proposer(context.store, progress)
-
-        def pause(spec: RunSpec) -> None:
-            context.cooldown_before = cooldown.after(spec)
-
-        run_search(context, proposer, stop, observer, counter, result.records, pause)
-
-
 def _baseline(
     loaded: LoadedStudy,
     results_dir: Path,
-    pool: MeterPool,
+    devices: NodeDevices,
     state: PlanState,
     stop: threading.Event,
 ) -> Baseline | None:
     """The idle baseline for net energy: measured now (``baseline_s``) or the latest saved."""
     if loaded.study.baseline_s > 0 and state.todo and not stop.is_set():
         first = state.todo[0]
-        meters = pool.for_run(first, run_environ(first, loaded.targets[first.target]))
+        meters = devices.meters_for(first.gpus, run_environ(first, loaded.targets[first.target]))
         logger.info("measuring idle power for %.0f s (baseline_s)", loaded.study.baseline_s)
         baseline = measure_baseline(meters, loaded.study.baseline_s, stop=stop)
         save_baseline(results_dir, baseline)
@@ -304,57 +292,6 @@ def _baseline(
     except StorageError as e:
         logger.warning("ignoring the saved idle baseline: %s", e)
         return None
-
-
-class _Cooldown:
-    """Pauses between runs: fixed ``cooldown_s``, or until the GPUs are back near idle."""
-
-    def __init__(self, context: SessionContext, stop: threading.Event) -> None:
-        self._context = context
-        self._stop = stop
-        self._readers: dict[tuple[int, ...] | None, GpuTemperatureReader | None] = {}
-
-    def __enter__(self) -> _Cooldown:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for reader in self._readers.values():
-            if reader is not None:
-                reader.close()
-
-    def after(self, spec: RunSpec) -> dict[str, Any] | None:
-        """Cool down after ``spec``'s run; return what happened (for the next record)."""
-        if spec.idle_cooldown_max_s is None or spec.idle_cooldown_within_c is None:
-            if spec.cooldown_s > 0:
-                self._stop.wait(spec.cooldown_s)
-                return {"kind": "fixed", "waited_s": spec.cooldown_s}
-            return None
-        baseline = self._context.baseline
-        if spec.gpus not in self._readers:
-            self._readers[spec.gpus] = gpu_temperature_reader(
-                gpu_indices=list(spec.gpus) if spec.gpus is not None else None
-            )
-        reader = self._readers[spec.gpus]
-        target_c = baseline.gpu_temp_c if baseline is not None else None
-        if reader is None or target_c is None:
-            why = "no GPU temperature sensor" if reader is None else "no idle baseline temperature"
-            logger.info("cooldown: %s; waiting the maximum %.0f s", why, spec.idle_cooldown_max_s)
-            self._stop.wait(spec.idle_cooldown_max_s)
-            return {
-                "kind": "until_idle",
-                "reached": False,
-                "waited_s": spec.idle_cooldown_max_s,
-                "reason": why,
-            }
-        reached, waited_s = wait_until_idle(
-            reader, target_c, spec.idle_cooldown_within_c, spec.idle_cooldown_max_s, self._stop
-        )
-        return {
-            "kind": "until_idle",
-            "reached": reached,
-            "waited_s": waited_s,
-            "target_gpu_temp_c": target_c + spec.idle_cooldown_within_c,
-        }
 
 
 def _check_plan(loaded: LoadedStudy, results_dir: Path, rerun: Collection[RunStatus]) -> PlanState:

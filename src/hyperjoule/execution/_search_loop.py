@@ -1,37 +1,26 @@
-"""Running a search experiment: ask for a run, execute it, record it, tell the result.
+"""Search experiments as a run source: ask for runs as results arrive, tell each result.
 
 The proposer (:class:`~hyperjoule.planning.SearchProposer`) is rebuilt from the database
-at the start of every session, so a study killed mid-search resumes with the trials it
-already recorded and ends with exactly ``trials`` finished ones. Runs are the same
+when the search becomes active, so a study killed mid-search resumes with the trials it
+already recorded and ends with exactly ``trials`` finished ones. Its runs are the same
 :class:`~hyperjoule.records.RunSpec` as every other mode and go through the same
-session code (meters, retries, records); only their choice depends on earlier results.
+coordinator, executors and recorder; only their choice depends on earlier results. With
+an executor of capacity N, up to N trials are in flight (Optuna's ask-and-tell).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 
+from hyperjoule.execution._intermediate import PointCallback
 from hyperjoule.execution._plan_state import SearchProgress
-from hyperjoule.execution._session import PointCallback, RunObserver, SessionContext
 from hyperjoule.planning import SearchProposer, trial_number
 from hyperjoule.records import RunRecord, RunSpec
 from hyperjoule.storage import ResultsStore
 
-__all__ = ["SearchCounter", "build_proposer", "run_search"]
+__all__ = ["SearchRuns", "build_proposer"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class SearchCounter:
-    """Run numbering shared with the planned runs (``run 7/20`` in the progress)."""
-
-    index: int
-    total: int
-    last: RunSpec | None = None  # the run before the next one (its cooldown is due)
 
 
 def build_proposer(store: ResultsStore, progress: SearchProgress) -> SearchProposer:
@@ -73,40 +62,53 @@ def pruning_callback(proposer: SearchProposer, spec: RunSpec) -> PointCallback |
     return on_point
 
 
-def run_search(
-    context: SessionContext,
-    proposer: SearchProposer,
-    stop: threading.Event,
-    observer: RunObserver | None,
-    counter: SearchCounter,
-    records: list[RunRecord],
-    cooldown: Callable[[RunSpec], None],
-) -> None:
-    """Run one search's remaining trials one after another, until done or stopped.
+class SearchRuns:
+    """One search experiment's remaining trials, proposed as results arrive.
 
-    ``cooldown`` pauses after a run; it is called before the next one starts.
+    Args:
+        store: The results database (the proposer is rebuilt from it when started).
+        progress: The search and its finished trials.
+        observer: Shown one progress line per finished trial (``search_progress``),
+            when it has that method; else the line is logged.
     """
-    while not stop.is_set():
-        spec = proposer.ask()
-        if spec is None:
+
+    def __init__(self, store: ResultsStore, progress: SearchProgress, observer: object) -> None:
+        self._store = store
+        self._progress = progress
+        self._observer = observer
+        self._proposer: SearchProposer | None = None
+        self._stopped = False
+
+    def start(self) -> None:
+        """Build the proposer now: it learns from every run recorded before."""
+        self._proposer = build_proposer(self._store, self._progress)
+
+    def next_spec(self) -> RunSpec | None:
+        """The next trial, or None while the budget is spoken for."""
+        if self._proposer is None or self._stopped:
+            return None
+        return self._proposer.ask()
+
+    @property
+    def exhausted(self) -> bool:
+        """True when every trial of the budget was proposed."""
+        return self._proposer is None or self._proposer.remaining <= 0
+
+    def on_point(self, spec: RunSpec) -> PointCallback | None:
+        """The pruner's callback for ``spec``."""
+        return pruning_callback(self._proposer, spec) if self._proposer is not None else None
+
+    def finished(self, spec: RunSpec, record: RunRecord) -> None:
+        """Tell the search the run's result and show where it stands."""
+        proposer = self._proposer
+        if proposer is None:
             return
-        if counter.last is not None:
-            cooldown(counter.last)
-            if stop.is_set():
-                proposer.forget(spec)
-                return
-        counter.index += 1
-        counter.last = spec
-        record = context.execute(
-            spec, counter.index, counter.total, stop, observer, pruning_callback(proposer, spec)
-        )
         proposer.tell(record)
-        records.append(record)
         line = (
             f"search experiments.{proposer.setup.index}: "
             f"{len(proposer.finished)}/{proposer.setup.trials} trials; {proposer.best_line()}"
         )
-        show = getattr(observer, "search_progress", None)
+        show = getattr(self._observer, "search_progress", None)
         if callable(show):
             show(line)
         else:

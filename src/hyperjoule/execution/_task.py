@@ -13,8 +13,20 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from hyperjoule.records import BackgroundPolicy, HyperValue
+from hyperjoule.storage import path_component
 
-__all__ = ["BackgroundTask", "CooldownPolicy", "MetricRule", "RunTask"]
+__all__ = ["BackgroundTask", "CooldownPolicy", "MetricRule", "RunTask", "background_dir"]
+
+
+def background_dir(run_dir: str, attempt: int, n: int, target: str) -> str:
+    """Directory of the ``n``-th background (from 1) of one attempt of a parallel run.
+
+    Raises:
+        StorageError: The target name would leave the run directory.
+    """
+    # Confined to the run directory even if a name slipped past the config checks.
+    name = path_component("background target", f"{n}-{target}")
+    return f"{run_dir}/background/attempt-{attempt}/{name}"
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,10 @@ class RunTask:
         grace_s: Seconds between SIGTERM and SIGKILL when a process group is stopped.
         cooldown: Pause on this attempt's devices after it, before the executor places
             another attempt on them (None: no pause).
+        gpu_power_limit_w: The ``gpu_power_limit_w`` knob: the executor sets this power
+            limit on the attempt's GPUs for its duration (None: left as it is).
+        intermediate_step: Search runs: the step key (``epoch``) of the intermediate
+            metrics lines to follow while the run is in flight (pruning); None: none.
     """
 
     run_id: str
@@ -141,6 +157,8 @@ class RunTask:
     assigned_gpus: tuple[int, ...] | None = None
     grace_s: float = 5.0
     cooldown: CooldownPolicy | None = None
+    intermediate_step: str | None = None
+    gpu_power_limit_w: float | None = None
 
     @property
     def device_gpus(self) -> tuple[int, ...] | None:
@@ -163,9 +181,18 @@ class RunTask:
         def move(value: str) -> str:
             return value.replace(old, run_dir)
 
+        backgrounds = tuple(
+            dataclasses.replace(
+                bg,
+                argv=tuple(move(a) for a in bg.argv),
+                env={k: move(v) for k, v in bg.env.items()},
+            )
+            for bg in self.background
+        )
         return dataclasses.replace(
             self,
             run_dir=run_dir,
             argv=tuple(move(a) for a in self.argv),
             env={k: move(v) for k, v in self.env.items()},
+            background=backgrounds,
         )

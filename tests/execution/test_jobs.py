@@ -1,0 +1,118 @@
+"""``--jobs N``: several runs at once, each with its own logs, metrics and energy."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import yaml
+
+from hyperjoule.cli import main
+from hyperjoule.devices import node_gpus
+from hyperjoule.records import RunRecord, RunStatus
+from hyperjoule.storage import ResultsStore
+
+# Appends when it ran to a shared file, prints its own hyperparameters and metric.
+SCRIPT = textwrap.dedent(
+    """
+    import argparse, os, time
+    p = argparse.ArgumentParser()
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seconds", type=float, required=True)
+    a = p.parse_args()
+    start = time.time()
+    print(f"seed={a.seed} cuda={os.environ.get('CUDA_VISIBLE_DEVICES', '-')}", flush=True)
+    time.sleep(a.seconds)
+    with open(os.environ["MARKS"], "a") as f:
+        f.write(f"{a.seed} {start:.4f} {time.time():.4f}\\n")
+    print(f"accuracy={0.5 + a.seed / 10000}", flush=True)
+    """
+)
+
+
+def _project(root: Path, runs: int, seconds: float, **study: object) -> Path:
+    (root / "train.py").write_text(SCRIPT)
+    target = {
+        "command": ["{python}", "train.py"],
+        "env": {"MARKS": str(root / "marks.txt")},
+        "timeout_s": 60,
+        "hyperparameters": {
+            "seed": {"flag": "--seed", "type": "int", "default": 0, "range": [0, 9999]},
+            "seconds": {"flag": "--seconds", "type": "float", "default": seconds},
+        },
+        "metrics": {"accuracy": {"regex": r"accuracy=([0-9.]+)", "goal": "maximize"}},
+        "required_metrics": ["accuracy"],
+    }
+    (root / "targets.yaml").write_text(yaml.safe_dump({"targets": {"job": target}}))
+    data = {
+        "name": "par",
+        "targets": "targets.yaml",
+        "seed": 5,
+        "allow_estimates": True,
+        "experiments": [{"target": "job", "mode": "mutation", "mutate": ["seed"], "runs": runs}],
+        **study,
+    }
+    path = root / "study.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _records(results: Path) -> list[RunRecord]:
+    with ResultsStore(results, create=False) as store:
+        return list(store.iter_runs(study="par"))
+
+
+def _max_overlap(marks: Path) -> int:
+    events = []
+    for line in marks.read_text().splitlines():
+        _, start, end = line.split()
+        events += [(float(start), 1), (float(end), -1)]
+    level = peak = 0
+    for _, step in sorted(events):
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
+def test_jobs_2_runs_two_at_once_and_records_each_once(tmp_path: Path) -> None:
+    study = _project(tmp_path, runs=4, seconds=1.0)
+    results = tmp_path / "results"
+    assert main(["run", str(study), "--results-dir", str(results), "--jobs", "2"]) == 0
+    records = _records(results)
+    assert len(records) == 4 and len({r.slot_id for r in records}) == 4
+    assert all(r.status is RunStatus.SUCCEEDED for r in records)
+    assert _max_overlap(tmp_path / "marks.txt") == 2
+    for record in records:
+        run_dir = Path(record.run_dir or "")
+        log = (run_dir / "attempt-1.log").read_text()
+        seed = record.hyperparameters["seed"]
+        assert f"seed={seed} " in log and log.count("seed=") == 1  # its own log only
+        assert record.metrics["accuracy"] == 0.5 + int(seed) / 10000
+        assert record.energy.total_j is not None and record.energy.total_j > 0
+        assert record.provenance["executor"]["kind"] == "local"
+        saved = json.loads((run_dir / "run.json").read_text())
+        assert saved["run_id"] == record.run_id and saved["status"] == "succeeded"
+    summary = next(results.glob("par/*/summary.csv")).read_text().splitlines()
+    assert len(summary) == 1 + 4
+
+
+def test_executor_jobs_in_the_study_file(tmp_path: Path) -> None:
+    study = _project(tmp_path, runs=2, seconds=0.8, executor={"jobs": 2})
+    results = tmp_path / "results"
+    assert main(["run", str(study), "--results-dir", str(results)]) == 0
+    assert _max_overlap(tmp_path / "marks.txt") == 2
+    assert len(_records(results)) == 2
+
+
+def test_bad_executor_settings_exit_2_and_write_nothing(tmp_path: Path) -> None:
+    study = _project(tmp_path, runs=1, seconds=0.1, executor={"jobs": 0})
+    results = tmp_path / "results"
+    assert main(["run", str(study), "--results-dir", str(results)]) == 2
+    assert not results.exists()
+    study = _project(tmp_path, runs=1, seconds=0.1, executor={"gpus_per_run": 1})
+    if not node_gpus():
+        # No GPU NVML can see here: refused before anything is written.
+        assert main(["run", str(study), "--results-dir", str(results)]) == 2
+        assert not results.exists()
+    assert main(["run", str(study), "--results-dir", str(results), "--jobs", "0"]) == 2
