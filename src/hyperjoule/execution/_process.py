@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -201,6 +202,7 @@ def run_process(
         timed_out = interrupted = stopped_early = False
         status: int | None = None
         rusage = None
+        exited = _ExitWaiter(proc.pid)
         while status is None:
             pid, wait_status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid == proc.pid:
@@ -226,7 +228,7 @@ def run_process(
             if on_progress is not None and time.monotonic() >= next_progress:
                 on_progress(time.monotonic() - start, tree_cpu_time_s(proc.pid, token))
                 next_progress = time.monotonic() + progress_every_s
-            time.sleep(poll_interval_s)
+            exited(poll_interval_s)
         duration_s = time.monotonic() - start
         forget_child(proc.pid)
         # Children the script left behind (daemons, detached workers) die with the run.
@@ -241,6 +243,7 @@ def run_process(
                 gone.pid,
                 gone.found_by,
             )
+        exited.close()
         proc.returncode = os.waitstatus_to_exitcode(status)
     exit_code: int | None = None
     sig: int | None = None
@@ -268,6 +271,37 @@ def run_process(
         leftover_cpu_time_s=left.cpu_time_s,
         escape_watch=escape_watch(),
     )
+
+
+class _ExitWaiter:
+    """Sleeps up to a timeout, waking at once when the process exits (a pidfd on Linux).
+
+    Polling with a plain sleep notices an exit up to a whole period late; with many
+    short runs that delay is the runner's overhead.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self._fd: int | None = None
+        opener = getattr(os, "pidfd_open", None)
+        if opener is not None:
+            try:
+                self._fd = opener(pid)
+            except OSError:
+                self._fd = None  # old kernel or no permission: plain sleeps
+
+    def __call__(self, timeout_s: float) -> None:
+        if self._fd is None:
+            time.sleep(timeout_s)
+            return
+        try:
+            select.select([self._fd], [], [], timeout_s)
+        except (OSError, ValueError):
+            time.sleep(timeout_s)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _kill_in_background(pgid: int, grace_s: float) -> None:

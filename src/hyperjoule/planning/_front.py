@@ -9,13 +9,17 @@ the distance of the best value to the reference point.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from hyperjoule.config import Objective
 from hyperjoule.planning._objectives import score_record
 from hyperjoule.records import RunRecord, RunStatus
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    FloatArray = npt.NDArray[np.float64]
 
 __all__ = [
     "describe_front",
@@ -26,11 +30,11 @@ __all__ = [
     "reference_point",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-
 
 def non_dominated(points: FloatArray) -> npt.NDArray[np.bool_]:
     """Mask of rows no other row dominates (all objectives minimised; ties all kept)."""
+    import numpy as np  # lazily: the CLI starts without numpy
+
     pts = np.asarray(points, dtype=np.float64)
     n = pts.shape[0]
     mask = np.ones(n, dtype=bool)
@@ -45,6 +49,8 @@ def non_dominated(points: FloatArray) -> npt.NDArray[np.bool_]:
 
 def hypervolume(points: FloatArray, reference: Sequence[float]) -> float:
     """Volume dominated by ``points`` (minimised) and bounded by ``reference``."""
+    import numpy as np  # lazily: the CLI starts without numpy
+
     ref = np.asarray(reference, dtype=np.float64)
     pts = np.asarray(points, dtype=np.float64).reshape(-1, ref.size)
     pts = pts[np.all(pts < ref, axis=1)]
@@ -54,6 +60,8 @@ def hypervolume(points: FloatArray, reference: Sequence[float]) -> float:
 
 
 def _hv(pts: FloatArray, ref: FloatArray) -> float:
+    import numpy as np  # lazily: the CLI starts without numpy
+
     if ref.size == 1:
         return float(ref[0] - pts[:, 0].min())
     if ref.size == 2:
@@ -83,6 +91,8 @@ def feasible_points(
     constraints: Mapping[str, tuple[str, float]],
 ) -> tuple[list[RunRecord], FloatArray]:
     """Succeeded, feasible records and their objective values, minimised."""
+    import numpy as np  # lazily: the CLI starts without numpy
+
     kept: list[RunRecord] = []
     rows: list[list[float]] = []
     for record in records:
@@ -100,6 +110,8 @@ def feasible_points(
 
 def reference_point(*point_sets: FloatArray, margin: float = 0.1) -> list[float] | None:
     """A reference point just worse than every point given (shared, so curves compare)."""
+    import numpy as np  # lazily: the CLI starts without numpy
+
     stacked = [p for p in point_sets if p.size]
     if not stacked:
         return None
@@ -116,6 +128,8 @@ def hypervolume_curve(
     reference: Sequence[float],
 ) -> list[float]:
     """Hypervolume of the feasible front after each record, in the order given."""
+    import numpy as np  # lazily: the CLI starts without numpy
+
     curve: list[float] = []
     rows: list[list[float]] = []
     for record in records:

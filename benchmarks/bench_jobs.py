@@ -1,0 +1,104 @@
+"""Throughput of ``--jobs 2`` against ``--jobs 1`` for single-thread CPU runs.
+
+Eight ~3 s busy single-thread runs, as one study run with ``--jobs 1`` and the same
+study (fresh results) with ``--jobs 2``; prints both wall times, the speed-up (goal on a
+2-core machine: >= 1.8x) and the load average before each, since other work on the
+machine takes cores away. Usage:
+``python benchmarks/bench_jobs.py [--runs 8] [--seconds 3] [--jobs 2] [--repeat 1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+SCRIPT = textwrap.dedent(
+    """
+    import argparse, time
+    p = argparse.ArgumentParser()
+    p.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    a = p.parse_args()
+    end = time.process_time() + a.seconds
+    while time.process_time() < end:   # ~seconds of CPU on one thread, like training
+        pass
+    print(f"Final test_accuracy={0.9 + a.seed * 1e-4}")
+    """
+)
+
+
+def _study(root: Path, name: str, runs: int) -> Path:
+    path = root / f"{name}.yaml"
+    path.write_text(
+        f"name: {name}\ntargets: targets.yaml\nseed: 1\nallow_estimates: true\n"
+        f"experiments:\n  - {{target: busy, mode: mutation, mutate: [seed], runs: {runs}}}\n"
+    )
+    return path
+
+
+def _run(root: Path, study: Path, jobs: int) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "hyperjoule", "run", str(study)]
+        + ["--results-dir", str(root / f"results-{study.stem}"), "--jobs", str(jobs)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="hj-bench-jobs-"))
+    try:
+        (root / "train.py").write_text(SCRIPT)
+        (root / "targets.yaml").write_text(
+            textwrap.dedent(
+                f"""
+                targets:
+                  busy:
+                    command: ["{{python}}", "train.py"]
+                    env: {{OMP_NUM_THREADS: "1"}}
+                    hyperparameters:
+                      seconds: {{flag: --seconds, type: float, default: {args.seconds}}}
+                      seed: {{flag: --seed, type: int, default: 1, range: [0, 9999]}}
+                    metrics:
+                      test_accuracy: {{regex: 'Final test_accuracy=([0-9.]+)'}}
+                    required_metrics: [test_accuracy]
+                """
+            )
+        )
+        serial: list[float] = []
+        parallel: list[float] = []
+        loads: list[str] = []
+        for rep in range(args.repeat):
+            loads.append(f"{os.getloadavg()[0]:.1f}")
+            serial.append(_run(root, _study(root, f"serial{rep}", args.runs), 1))
+            loads.append(f"{os.getloadavg()[0]:.1f}")
+            parallel.append(_run(root, _study(root, f"par{rep}", args.runs), args.jobs))
+        one, many = min(serial), min(parallel)
+        print(
+            f"{args.runs} runs x {args.seconds:.1f} s CPU, single-thread; {os.cpu_count()} cores; "
+            f"best of {args.repeat}; 1-min load before each: {', '.join(loads)}"
+        )
+        print(f"--jobs 1:          {one:.2f} s")
+        print(f"--jobs {args.jobs}:          {many:.2f} s")
+        print(f"speed-up:          {one / many:.2f}x  (goal >= 1.8x on 2 idle cores)")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
