@@ -304,3 +304,31 @@ def test_search_after_planned_runs_warm_starts_from_them(
     searched = {(r.hyperparameters["lr"], r.hyperparameters["epochs"]) for r in records[3:]}
     planned = {(r.hyperparameters["lr"], r.hyperparameters["epochs"]) for r in records[:3]}
     assert len(searched) == 3 and not searched & planned  # new configurations only
+
+
+def test_jobs_2_keeps_two_trials_in_flight(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    project = SearchProject(tmp_path)
+    target = __import__("search_support").synthetic_target(
+        args=["--work-ms", "1", "--sleep-per-epoch", "0.15"]
+    )
+    target["hyperparameters"]["epochs"] = {"flag": "--epochs", "type": "int", "default": 3}
+    project.write_targets({"synth": target})
+    trials = 6
+    study = project.write_study([search_experiment(search=["lr", "width"], trials=trials)])
+    assert main(["run", str(study), "--results-dir", str(project.results), "--jobs", "2"]) == 0
+    records = _records(project)
+    assert len(records) == trials and all(r.status is RunStatus.SUCCEEDED for r in records)
+    assert len({r.dedup_key for r in records}) == trials  # constant liar: no twin proposals
+    spans = [
+        (datetime.fromisoformat(r.started_at or ""), datetime.fromisoformat(r.ended_at or ""))
+        for r in records
+    ]
+    overlaps = [
+        sum(1 for s2, e2 in spans if s2 < end and start < e2) for start, end in spans
+    ]  # each run overlaps itself once
+    assert max(overlaps) >= 2, "no two trials ever ran at once"
+    assert all(sum(1 for s, e in spans if s <= moment < e) <= 2 for moment, _ in spans), (
+        "more than two trials at once"
+    )
