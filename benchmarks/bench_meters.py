@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "meters")
 from fake_nvml import two_gpus  # noqa: E402
 from fake_powercap import FakePowercap  # noqa: E402
 
+from hyperjoule.devices import NodeDevices
 from hyperjoule.meters import (  # noqa: E402
     Meter,
     MeterConfig,
@@ -87,6 +88,8 @@ def main() -> None:
     n = _calibrate(args.work_s)
     with tempfile.TemporaryDirectory(prefix="hj-bench-meters-") as tmp:
         meters = _meters(Path(tmp) / "sys")
+        # The real path: every window goes through the node's shared device meters.
+        devices = NodeDevices(fixed=meters, scratch_dir=Path(tmp) / "scratch")
         bare_s: list[float] = []
         measured_s: list[float] = []
         sampler_cpu_s = 0.0
@@ -97,11 +100,9 @@ def main() -> None:
             run_dir = Path(tmp) / f"run{rep}"
             run_dir.mkdir()
             cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-            for meter in meters:
-                meter.start(run_dir)
+            window = devices.open_window(f"r{rep}/1", gpus=None, environ={}, run_dir=run_dir)
             compute_s, wall_s = _work(n)
-            for meter in meters:
-                meter.stop(RunUsage(duration_s=wall_s, cpu_time_s=compute_s))
+            window.close(RunUsage(duration_s=wall_s, cpu_time_s=compute_s))
             cpu_after = resource.getrusage(resource.RUSAGE_SELF)
             measured_s.append(compute_s)
             # This process only waits for the child: its CPU time is the meters' cost.
@@ -109,6 +110,7 @@ def main() -> None:
                 cpu_after.ru_stime - cpu_before.ru_stime
             )
             measured_wall_s += wall_s
+        devices.close()
         for meter in meters:
             meter.close()
     bare, measured = statistics.median(bare_s), statistics.median(measured_s)
