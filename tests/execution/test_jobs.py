@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -116,3 +119,64 @@ def test_bad_executor_settings_exit_2_and_write_nothing(tmp_path: Path) -> None:
         assert main(["run", str(study), "--results-dir", str(results)]) == 2
         assert not results.exists()
     assert main(["run", str(study), "--results-dir", str(results), "--jobs", "0"]) == 2
+
+
+DAEMON_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time
+    out, run_s, daemon = sys.argv[1], float(sys.argv[2]), sys.argv[3] == "daemon"
+    if daemon and os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:  # a daemon: its own session, reparented to the runner
+            with open(out + ".daemon", "w") as f:
+                f.write(str(os.getpid()))
+            time.sleep(60)
+        os._exit(0)
+    time.sleep(run_s)
+    with open(out + ".done", "w") as f:
+        f.write(str(time.time()))
+    """
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_run_ending_leaves_the_daemons_of_another_run_in_flight_alone(tmp_path: Path) -> None:
+    from hyperjoule.devices import NodeDevices
+    from hyperjoule.execution import LocalExecutor
+    from hyperjoule.execution._proctree import child_subreaper
+    from hyperjoule.meters import FakeMeter
+    from hyperjoule.testing.executors import make_task
+
+    (tmp_path / "d.py").write_text(DAEMON_SCRIPT)
+    short = make_task(tmp_path)
+    long = make_task(tmp_path)
+    short = replace(
+        short,
+        argv=(sys.executable, str(tmp_path / "d.py"), str(tmp_path / "a"), "0.5", "plain"),
+        required_metrics=(),
+    )
+    long = replace(
+        long,
+        argv=(sys.executable, str(tmp_path / "d.py"), str(tmp_path / "b"), "3", "daemon"),
+        required_metrics=(),
+    )
+    with child_subreaper():
+        executor = LocalExecutor(NodeDevices(fixed=[FakeMeter({"gpu": 1.0})]), jobs=2)
+        with executor:
+            # The short run starts first: the daemon appears while it runs.
+            a = executor.submit(short)
+            b = executor.submit(long)
+            result_a = a.result(timeout=30)
+            daemon = int((tmp_path / "b.daemon").read_text())
+            assert result_a.escaped_processes == []
+            assert _alive(daemon), "the other run's daemon was killed when this run ended"
+            result_b = b.result(timeout=30)
+    assert not _alive(daemon)
+    assert [e["pid"] for e in result_b.escaped_processes] == [daemon]

@@ -201,6 +201,16 @@ def _has_token(pid: int, token: bytes) -> bool:
     return token in environ.split(b"\0")
 
 
+def _of_another_run(pid: int, marker: bytes) -> bool:
+    """True when ``pid`` carries a token of another run of this runner."""
+    ours = f"{RUN_TOKEN_ENV}={RUNNER_TOKEN}.".encode()
+    try:
+        environ = (_PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return False
+    return any(e.startswith(ours) and e != marker for e in environ.split(b"\0"))
+
+
 @dataclass(frozen=True)
 class EscapedProcess:
     """A process of a run still alive after the run's own process ended; it was killed.
@@ -345,7 +355,9 @@ def _claim(
             how = "session"
         elif not info.zombie and _has_token(info.pid, marker):
             how = "run_token"
-        elif info.ppid == me and info.sid != my_sid:
+        elif info.ppid == me and info.sid != my_sid and not _of_another_run(info.pid, marker):
+            # An orphan handed to us; not one carrying another run's token (--jobs runs
+            # several at once: their daemons are theirs to end).
             how = "reparented"
         if how is not None:
             claimed[info.pid] = how

@@ -14,6 +14,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import TracebackType
 
@@ -35,6 +36,9 @@ class GroupReaper:
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[str] | None = None
+        # Concurrent attempts (--jobs) report groups from their own threads: one line
+        # must never interleave with another in the pipe.
+        self._lock = threading.Lock()
 
     def __enter__(self) -> GroupReaper:
         self.start()
@@ -68,14 +72,15 @@ class GroupReaper:
         self._send(f"@{RUNNER_TOKEN}")
 
     def _send(self, line: str) -> None:
-        if self._proc is None or self._proc.stdin is None:
-            return
-        try:
-            self._proc.stdin.write(line + "\n")
-            self._proc.stdin.flush()
-        except (BrokenPipeError, OSError) as e:
-            logger.warning("orphan watchdog is gone (%s)", e)
-            self._proc = None
+        with self._lock:
+            if self._proc is None or self._proc.stdin is None:
+                return
+            try:
+                self._proc.stdin.write(line + "\n")
+                self._proc.stdin.flush()
+            except (BrokenPipeError, OSError) as e:
+                logger.warning("orphan watchdog is gone (%s)", e)
+                self._proc = None
 
     def track(self, pgid: int) -> None:
         """Have the watchdog kill group ``pgid`` should the runner die."""
