@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
-import time
 from dataclasses import replace
 from pathlib import Path
 
