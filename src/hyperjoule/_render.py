@@ -5,35 +5,26 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from hyperjoule._text import safe_text
 from hyperjoule.config import LoadedStudy, Target
 from hyperjoule.execution import PlanState, SearchProgress, StudyResult
-from hyperjoule.records import RunRecord, RunSpec, RunStatus
+from hyperjoule.records import RunRecord, RunStatus
 from hyperjoule.report._numbers import fmt_sig
 
 __all__ = [
-    "ProgressObserver",
     "format_duration",
     "guessed_goals",
     "print_plan",
     "print_study_result",
     "print_targets",
+    "run_line",
+    "shown",
     "spending_line",
 ]
 
@@ -92,97 +83,34 @@ def carbon_text(record: RunRecord) -> str:
     return f" ≈ {fmt_sig(carbon.co2e_g)} g CO2e (estimate)"
 
 
-def _shown(text: object, max_chars: int | None = None) -> str:
+def shown(text: object, max_chars: int | None = None) -> str:
     """Untrusted text as rich markup: control characters escaped, brackets literal."""
     return escape(safe_text(text, max_chars))
 
 
 def _label(target: str, model: str | None) -> str:
-    return _shown(target if model is None else f"{target}/{model}")
+    return shown(target if model is None else f"{target}/{model}")
 
 
 def _metrics(metrics: dict[str, float], limit: int = 3) -> str:
-    return " ".join(f"{_shown(k, 40)}={v:.4g}" for k, v in list(metrics.items())[:limit])
+    return " ".join(f"{shown(k, 40)}={v:.4g}" for k, v in list(metrics.items())[:limit])
 
 
-class ProgressObserver:
-    """Draws a progress bar (run n/N, current target, elapsed, ETA) and a line per run."""
-
-    def __init__(self) -> None:
-        self.console = _console()
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=self.console,
-            transient=True,
-        )
-        self.task: TaskID | None = None
-        self._in_flight: dict[str, TaskID] = {}  # run id -> its line while it runs
-
-    def __enter__(self) -> ProgressObserver:
-        self.progress.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.progress.stop()
-
-    def study_started(self, study: str, session: str, plan: PlanState) -> None:
-        """Print what will run and start the bar."""
-        trials = sum(s.left for s in plan.searches)
-        self.console.print(
-            f"study [bold]{study}[/]: {len(plan.specs)} planned, {len(plan.done)} already done, "
-            f"{len(plan.todo)} to run"
-            + (f", {trials} search trial(s) to run" if trials else "")
-            + f" (session {session})"
-            + (f", {len(plan.rerun_of)} of them again (--rerun)" if plan.rerun_of else "")
-        )
-        for line in plan.changes:
-            self.console.print(f"[yellow]changed[/]: {line}", soft_wrap=True)
-        self.task = self.progress.add_task("starting", total=plan.runs_left)
-
-    def search_progress(self, line: str) -> None:
-        """Print the best trade-off a search found so far."""
-        self.console.print(f"[magenta]{line}[/]")
-
-    def run_started(self, index: int, total: int, spec: RunSpec, run_id: str) -> None:
-        """Show the run on a line of its own while it is in flight (several with --jobs)."""
-        if self.task is not None:
-            self.progress.update(self.task, description=f"{len(self._in_flight) + 1} running")
-        self._in_flight[run_id] = self.progress.add_task(
-            f"  run {index}/{total} {_label(spec.target, spec.model)} ({spec.mode}) {run_id}",
-            total=None,
-        )
-
-    def run_finished(self, index: int, total: int, record: RunRecord) -> None:
-        """Print one line for the recorded run and advance the bar."""
-        style = _STATUS_STYLE.get(record.status, "red")
-        reason = (
-            f" — {_shown(record.error, 300)}"
-            if record.error and record.status != RunStatus.SUCCEEDED
-            else ""
-        )
-        self.console.print(
-            f"[{style}]{record.status.value:<15}[/] {index}/{total} "
-            f"{_label(record.target, record.model)} {record.run_id} "
-            f"{format_duration(record.duration_s)} {_energy(record)}{_retried(record)}"
-            f"{carbon_text(record)} "
-            f"{_metrics(record.metrics)}{reason}"
-        )
-        line = self._in_flight.pop(record.run_id, None)
-        if line is not None:
-            self.progress.remove_task(line)
-        if self.task is not None:
-            self.progress.update(self.task, description=f"{len(self._in_flight)} running")
-            self.progress.advance(self.task)
+def run_line(index: int, total: int, record: RunRecord) -> str:
+    """The permanent line of a recorded run (rich markup): status, energy, CO₂e, metrics."""
+    style = _STATUS_STYLE.get(record.status, "red")
+    reason = (
+        f" — {shown(record.error, 300)}"
+        if record.error and record.status != RunStatus.SUCCEEDED
+        else ""
+    )
+    return (
+        f"[{style}]{record.status.value:<15}[/] {index}/{total} "
+        f"{_label(record.target, record.model)} {record.run_id} "
+        f"{format_duration(record.duration_s)} {_energy(record)}{_retried(record)}"
+        f"{carbon_text(record)} "
+        f"{_metrics(record.metrics)}{reason}"
+    )
 
 
 def print_study_result(result: StudyResult, results_dir: Path) -> None:

@@ -48,6 +48,7 @@ class _Column:
     cell: Callable[[RunRecord], str]
     priority: int  # lower shows first; 0 always shows
     justify: str = "left"
+    cut: bool = True  # False: shown whole or left out (numbers, times)
 
 
 def _duration(record: RunRecord) -> str:
@@ -109,17 +110,17 @@ def _columns(records: list[RunRecord]) -> list[_Column]:
     return [
         _Column("run_id", lambda r: r.run_id, 0),
         _Column("study", lambda r: r.study, 9),
-        _Column("started (UTC)", _started, 7),
+        _Column("started (UTC)", _started, 7, cut=False),
         _Column(
             "target/model", lambda r: r.target if r.model is None else f"{r.target}/{r.model}", 0
         ),
         _Column("mode", lambda r: r.mode, 6),
         _Column("status", lambda r: r.status.value, 0),
-        _Column("duration", _duration, 3, "right"),
+        _Column("duration", _duration, 3, "right", cut=False),
         _Column("energy", _energy, 0, "right"),
         _Column("all attempts", _all_attempts, 8, "right"),
-        *([_Column("CO2e est.", _co2e, 5, "right")] if carbon else []),
-        *(_Column(name, _hp_cell(name), 2, "right") for name in mutated),
+        *([_Column("CO2e est.", _co2e, 5, "right", cut=False)] if carbon else []),
+        *(_Column(name, _hp_cell(name), 2, "right", cut=False) for name in mutated),
         _Column("metrics", _metrics, 4),
     ]
 
@@ -141,8 +142,9 @@ def _fit(columns: list[_Column], natural: list[int], width: int) -> dict[int, in
     The run id is never cut.
     """
     floor = [
+        # A cut number or time would read as another one: those show whole, or not at all.
         natural[i]
-        if i == 0
+        if i == 0 or not c.cut
         else min(natural[i], _MAIN_WIDTH if c.priority == 0 else max(_MIN_WIDTH, len(c.header)))
         for i, c in enumerate(columns)
     ]

@@ -105,15 +105,26 @@ def run(
             "else 1).",
         ),
     ] = None,
+    tail: Annotated[
+        bool,
+        typer.Option(
+            "--tail", help="Show the last log line of each run in flight (piped: after each run)."
+        ),
+    ] = False,
 ) -> None:
-    """Run a study, or resume it: finished runs are kept and never run twice."""
-    from hyperjoule._render import ProgressObserver, print_study_result
+    """Run a study, or resume it: finished runs are kept and never run twice.
+
+    On a terminal, each run in flight has a line (slot, target/model, mutated values,
+    elapsed time, attempt) under the study's ETA; piped output has one line per event.
+    """
+    from hyperjoule._live import LiveConsole
+    from hyperjoule._render import print_study_result
     from hyperjoule.config import load_study
     from hyperjoule.execution import parse_rerun, run_study
 
     statuses = parse_rerun(rerun)
     loaded = load_study(study)
-    with ProgressObserver() as observer:
+    with LiveConsole(tail=tail) as observer:
         result = run_study(loaded, results_dir, observer=observer, rerun=statuses, jobs=jobs)
     print_study_result(result, results_dir)
     if result.interrupted:

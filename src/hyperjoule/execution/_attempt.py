@@ -128,7 +128,7 @@ def execute(
     stop = stop or threading.Event()
     run_dir = Path(task.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    log_name = f"attempt-{task.attempt}.log"
+    log_name = task.log_name
     log_path = run_dir / log_name
     metrics_file = run_dir / METRICS_FILENAME
     metrics_file.unlink(missing_ok=True)  # a retry must not read the last attempt's file

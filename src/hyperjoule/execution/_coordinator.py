@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from hyperjoule.errors import ExecutorError
@@ -46,6 +47,12 @@ class RunObserver(Protocol):
 
     def run_started(self, index: int, total: int, spec: RunSpec, run_id: str) -> None:
         """Called when a run (its first attempt) is handed to the executor; from 1."""
+
+    def attempt_started(self, run_id: str, attempt: int, log: Path) -> None:
+        """Called when an attempt (the first or a retry) is handed to the executor.
+
+        ``log`` is where its output goes (``attempt-N.log`` in the run directory).
+        """
 
     def run_finished(self, index: int, total: int, record: RunRecord) -> None:
         """Called when a run is recorded."""
@@ -145,9 +152,13 @@ def run_slots(
         return lambda checkpoint: checkpoints.put((run_id, checkpoint))
 
     def submit(task: RunTask, flight_source: RunSource, spec: RunSpec) -> Future[AttemptResult]:
-        return executor.submit(
+        future = executor.submit(
             task, on_point=flight_source.on_point(spec), on_checkpoint=sink_for(task.run_id)
         )
+        if observer is not None:
+            log = Path(task.run_dir) / task.log_name
+            observer.attempt_started(task.run_id, task.attempt, log)
+        return future
 
     started = 0
     cancelled = False

@@ -43,6 +43,9 @@ class PlanState:
             was made anew.
         rerun_of: Slot id -> run id of the finished record a ``--rerun`` replaces.
         changes: One line per target that changed since the study's runs were recorded.
+        median_s: Median duration of earlier succeeded runs per ``(target, model)``, in
+            seconds (what ``estimate_s`` and the live console's ETA are made of); targets
+            without one are missing.
     """
 
     specs: list[RunSpec]
@@ -54,6 +57,7 @@ class PlanState:
     rerun_of: dict[str, str] = field(default_factory=dict)
     changes: list[str] = field(default_factory=list)
     searches: list[SearchProgress] = field(default_factory=list)
+    median_s: dict[tuple[str, str | None], float] = field(default_factory=dict)
 
     @property
     def runs_left(self) -> int:
@@ -113,7 +117,7 @@ def load_plan_state(
     trial_specs = [
         p.setup.spec(0, dict(p.setup.space.base), -1) for p in searches for _ in range(p.left)
     ]
-    estimate_s, unestimated = _estimate(todo + trial_specs, store)
+    estimate_s, unestimated, medians = _estimate(todo + trial_specs, store)
     changes = target_changes(loaded.targets, loaded.used_targets(), results.values())
     return PlanState(
         specs,
@@ -125,6 +129,7 @@ def load_plan_state(
         rerun_of=rerun_of,
         changes=changes,
         searches=searches,
+        median_s=medians,
     )
 
 
@@ -152,7 +157,9 @@ def _plan_against(
     return specs, stored is not None
 
 
-def _estimate(todo: list[RunSpec], store: ResultsStore | None) -> tuple[float | None, list[str]]:
+def _estimate(
+    todo: list[RunSpec], store: ResultsStore | None
+) -> tuple[float | None, list[str], dict[tuple[str, str | None], float]]:
     total_s = 0.0
     unknown: list[str] = []
     medians: dict[tuple[str, str | None], float | None] = {}
@@ -168,4 +175,5 @@ def _estimate(todo: list[RunSpec], store: ResultsStore | None) -> tuple[float | 
                 unknown.append(label)
         else:
             total_s += median + spec.cooldown_s
-    return (None if unknown else total_s), unknown
+    known = {k: v for k, v in medians.items() if v is not None}
+    return (None if unknown else total_s), unknown, known

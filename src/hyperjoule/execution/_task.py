@@ -165,6 +165,11 @@ class RunTask:
         """The GPUs this attempt runs and is measured on (assigned, else requested)."""
         return self.assigned_gpus if self.assigned_gpus is not None else self.gpus
 
+    @property
+    def log_name(self) -> str:
+        """File name of this attempt's output in the run directory (``attempt-2.log``)."""
+        return f"attempt-{self.attempt}.log"
+
     def with_gpus(self, gpus: tuple[int, ...] | None) -> RunTask:
         """A copy given ``gpus`` (what an executor does when it places the task)."""
         return dataclasses.replace(self, assigned_gpus=gpus)
