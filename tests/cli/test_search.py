@@ -279,6 +279,7 @@ def test_pareto_shows_the_front_found_beside_random_mutation(
     html = report.read_text()
     assert "Energy-aware search: the fronts found" in html
     assert "random mutation (m)" in html
+    assert "Hypervolume over trials" in html and "data:image/png" in html
     for row in front["front"]:
         assert row["run_id"] in html
 

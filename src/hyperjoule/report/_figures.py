@@ -347,3 +347,18 @@ def draw_timeline(
             ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(f"run {run_id}", fontsize=10)
     return _png(fig)
+
+
+def draw_hypervolume(curves: dict[str, list[float]]) -> str:
+    """Hypervolume after each trial (or run), one line per search or random mutation."""
+    fig = _figure(5.5, 3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    colours = [BLUE, ORANGE, RED, GREY]
+    for k, (label, values) in enumerate(curves.items()):
+        x = np.arange(1, len(values) + 1)
+        ax.step(x, values, where="post", color=colours[k % len(colours)], label=label)
+    ax.set_xlabel("trials (runs)", fontsize=8)
+    ax.set_ylabel("hypervolume of the feasible front (normalised)", fontsize=8)
+    _style(ax)
+    ax.legend(fontsize=7)
+    return _png(fig)

@@ -18,6 +18,7 @@ from hyperjoule.report._figures import (
     EffectRow,
     ParetoPanel,
     draw_effects,
+    draw_hypervolume,
     draw_parallel,
     draw_pareto,
     draw_sensitivity,
@@ -44,6 +45,7 @@ __all__ = [
     "MAX_POINTS",
     "Plot",
     "effects_plot",
+    "hypervolume_plot",
     "energy_scale",
     "parallel_plot",
     "pareto_plot",
@@ -216,6 +218,12 @@ def summary_plot(summary: pd.DataFrame, *, estimated: bool, pool: FigurePool = _
         unit=unit,
     )
     return Plot(uri, ["bars: mean; whiskers: 95% t interval (none below two runs)"])
+
+
+def hypervolume_plot(curves: dict[str, list[float]], *, pool: FigurePool = _INLINE) -> Plot:
+    """A search's hypervolume over trials, random mutation of the same target beside it."""
+    uri = pool.submit(draw_hypervolume, curves={k: list(v) for k, v in curves.items()})
+    return Plot(uri, ["steps: the hypervolume after each trial (run), oldest first"])
 
 
 def parallel_plot(

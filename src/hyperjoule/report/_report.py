@@ -118,7 +118,12 @@ def render_report(
         logger.debug("report: section %s built", anchor)
     if searches:
         built.insert(
-            2, ("search", "Energy-aware search: the fronts found", search_section(searches))
+            2,
+            (
+                "search",
+                "Energy-aware search: the fronts found",
+                search_section(searches, data.pool),
+            ),
         )
     built.append(("timeline", "Timeline of one run", timeline_section(timeline, data)))
     built.append(("methods", "Methods", methods_section(data)))

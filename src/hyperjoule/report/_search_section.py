@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hyperjoule.report._html import Column, esc, fmt_energy, fmt_num, table, warn
+from hyperjoule.report._html import Column, esc, figure, fmt_energy, fmt_num, table, warn
+from hyperjoule.report._plots import hypervolume_plot
+from hyperjoule.report._pool import FigurePool
 from hyperjoule.report._search import SearchFront, pruned_count
 
 __all__ = ["search_section"]
@@ -14,7 +16,7 @@ def _checkpoints(n: int) -> list[int]:
     return sorted({k for k in (1, n // 4, n // 2, (3 * n) // 4, n) if k >= 1})
 
 
-def _one(front: SearchFront) -> str:
+def _one(front: SearchFront, pool: FigurePool) -> str:
     import pandas as pd
 
     label = front.target + (f"/{front.model}" if front.model else "")
@@ -73,6 +75,17 @@ def _one(front: SearchFront) -> str:
         else "Hypervolume of the feasible front (normalised to its own points)"
     )
     parts.append(table(pd.DataFrame(hv_rows), hv_columns, caption=caption))
+    curves = {f"search ({front.sampler})": front.hypervolume}
+    if random is not None:
+        curves["random mutation"] = list(random["hypervolume"])
+    if n > 1:
+        parts.append(
+            figure(
+                hypervolume_plot(curves, pool=pool),
+                "Hypervolume over trials",
+                f"hypervolume after each trial of search experiments.{front.experiment}",
+            )
+        )
     if random is not None:
         parts.append(
             f"<p>Random mutation of the same target spent "
@@ -81,6 +94,7 @@ def _one(front: SearchFront) -> str:
     return "".join(parts)
 
 
-def search_section(fronts: Sequence[SearchFront]) -> str:
-    """HTML of every search's outcome."""
-    return "".join(_one(f) for f in fronts)
+def search_section(fronts: Sequence[SearchFront], pool: FigurePool | None = None) -> str:
+    """HTML of every search's outcome (figures drawn inline without a ``pool``)."""
+    drawer = pool if pool is not None else FigurePool(0)
+    return "".join(_one(f, drawer) for f in fronts)
