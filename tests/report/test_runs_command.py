@@ -198,3 +198,10 @@ def test_export_schema_document_is_shipped(capsys: pytest.CaptureFixture[str]) -
         return f"`{column}`" in doc or f"`{generic}`" in doc
 
     assert [c for c in (*LEADING_COLUMNS, *TRAILING_COLUMNS) if not documented(c)] == []
+
+
+def test_documents_named_to_users_are_shipped() -> None:
+    from importlib.resources import files
+
+    for name in ("export-schema.md", "legacy.md"):
+        assert files("hyperjoule").joinpath("docs").joinpath(name).is_file()

@@ -137,6 +137,11 @@ class NodeDevices:
         self._by_selection: dict[tuple[GpuSelection, str | None], list[Meter]] = {}
         self._shared: dict[object, SharedMeter] = {}
 
+    @property
+    def config(self) -> MeterConfig:
+        """The measurement settings this node's meters are made with."""
+        return self._config
+
     def meters_for(self, gpus: GpuSelection, environ: Mapping[str, str]) -> list[Meter]:
         """The meters of one GPU selection (created on first use; for preflight, baseline).
 

@@ -419,6 +419,13 @@ def create_ray_executor(
         PreflightError: Ray is missing or the cluster cannot be used (see
             :class:`RayExecutor`).
     """
+    # Nodes make their own meters; only the study's settings travel (not this machine's
+    # GPU selection or sysfs paths).
+    meter_config = (
+        MeterConfig(cpu_watts_per_core=devices.config.cpu_watts_per_core)
+        if devices is not None
+        else None
+    )
     del devices, tracker, baseline  # the nodes have their own
     settings = RaySettings(
         address=config.address,
@@ -430,4 +437,9 @@ def create_ray_executor(
     )
     if results_dir is None:  # nowhere to check sharing: every file travels back
         settings = replace(settings, shared_results_dir=False)
-    return RayExecutor(settings, results_dir=results_dir, allow_estimates=allow_estimates)
+    return RayExecutor(
+        settings,
+        results_dir=results_dir,
+        allow_estimates=allow_estimates,
+        meter_config=meter_config,
+    )

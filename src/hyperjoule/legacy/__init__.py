@@ -7,7 +7,7 @@
 
 What the old files say that hyperjoule cannot express is reported as
 :class:`LegacyWarning` entries, never dropped silently. The old format and the mapping
-are described in ``docs/legacy.md``.
+are described in ``hyperjoule/docs/legacy.md`` (shipped with the package).
 """
 
 from hyperjoule.legacy._build import LEGACY_CPU_METHOD, LEGACY_GPU_METHOD, LEGACY_REASON

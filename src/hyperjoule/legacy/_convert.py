@@ -56,7 +56,10 @@ def _dump(data: dict[str, Any], header: list[str]) -> str:
 
 
 def _header(source: Path, warnings: list[LegacyWarning], description: str | None) -> list[str]:
-    lines = [f"Converted by `hyperjoule convert` from {source} (see docs/legacy.md)."]
+    lines = [
+        f"Converted by `hyperjoule convert` from {source} "
+        "(see hyperjoule/docs/legacy.md, shipped with the package)."
+    ]
     if description:
         lines += ["", " ".join(description.split())]
     mine = [w for w in warnings if w.path == source]
