@@ -36,6 +36,10 @@ CASES: dict[str, tuple[Case, list[str]]] = {
         ),
         ["s.yaml:", "experiments.0.mutate_params", "unknown key", "did you mean 'mutate'"],
     ),
+    "mutate in a default experiment": (
+        lambda p: p.write_study([{**DEFAULT, "mutate": ["lr"]}]),
+        ["experiments.0.mutate", "not allowed here", "'mode: mutation'", "'foreground'"],
+    ),
     "unknown target": (
         lambda p: p.write_study([{**DEFAULT, "target": "toyy"}]),
         ["s.yaml:", "experiments.0.target", "unknown target 'toyy'", "did you mean 'toy'"],

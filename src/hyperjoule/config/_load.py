@@ -63,6 +63,23 @@ _MODELS: tuple[type[BaseModel], ...] = (
 )
 _KNOWN_KEYS = sorted({name for model in _MODELS for name in model.model_fields} | {"mode"})
 
+_PLACES: dict[type[BaseModel], str] = {
+    TargetsFile: "the top level of a targets file",
+    Target: "a target",
+    Hyperparameter: "a hyperparameter",
+    MetricSpec: "a metric",
+    StudyFile: "the top level of a study",
+    Defaults: "'defaults'",
+    MutationExperiment: "'mode: mutation' experiments",
+    ParallelExperiment: "'mode: parallel' experiments",
+    ForegroundConfig: "a parallel experiment's 'foreground'",
+    BackgroundConfig: "a parallel experiment's 'background'",
+    SearchExperiment: "'mode: search' experiments",
+    PruneConfig: "a search's 'prune'",
+    ExecutorConfig: "'executor'",
+}
+"""Where each model's keys belong, for a key written in the wrong place."""
+
 
 @dataclass(frozen=True)
 class LoadedStudy:
@@ -135,6 +152,10 @@ def _is_union_member(part: str) -> bool:
 def _describe(error: Any, key: str | int | None) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
+        places = [label for model, label in _PLACES.items() if key in model.model_fields]
+        if places and len(places) <= 3:
+            # A real key in the wrong place: a spelling hint would suggest the key itself.
+            return f"'{key}' is not allowed here; it belongs only in {' or '.join(places)}"
         close = difflib.get_close_matches(str(key), _KNOWN_KEYS, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         return f"unknown key '{key}'{hint}; remove it or fix the spelling"
