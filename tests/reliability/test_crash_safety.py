@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hyperjoule.records import RunStatus
+from hyperjoule.records import RunRecord, RunStatus
 from hyperjoule.storage import ResultsStore
 
 # Each run starts a worker child (like a data loader) that would sleep for 10 minutes,
@@ -474,8 +474,9 @@ def _checkpointed_s(lab: Lab) -> float:
     conn = sqlite3.connect(lab.results / "hyperjoule.db", timeout=30)
     try:
         row = conn.execute(
-            "SELECT max(json_extract(record_json, '$.checkpoint.duration_s')) FROM runs "
-            "WHERE status = 'running'"
+            # The least advanced of the runs in flight.
+            "SELECT min(coalesce(json_extract(record_json, '$.checkpoint.duration_s'), 0)) "
+            "FROM runs WHERE status = 'running'"
         ).fetchone()
     except sqlite3.OperationalError:
         return 0.0  # tables not created yet
@@ -484,13 +485,17 @@ def _checkpointed_s(lab: Lab) -> float:
     return float(row[0] or 0.0)
 
 
-def test_sigkill_mid_attempt_keeps_its_checkpointed_duration_and_energy(tmp_path: Path) -> None:
-    lab = Lab(tmp_path / "lab", runs=1, seconds=60.0)
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sigkill_mid_attempt_keeps_its_checkpointed_duration_and_energy(
+    tmp_path: Path, jobs: int
+) -> None:
+    # With --jobs 2 the checkpoints come from two attempt threads at once.
+    lab = Lab(tmp_path / "lab", runs=jobs, seconds=60.0)
     targets_path = lab.root / "targets.yaml"
     targets = yaml.safe_load(targets_path.read_text())
     targets["targets"]["job"]["hyperparameters"]["busy_s"]["default"] = 3.0
     targets_path.write_text(yaml.safe_dump(targets))
-    study = lab.study()
+    study = lab.study(jobs=jobs)
     proc = lab.start(study)
     try:
         started = time.monotonic()
@@ -508,18 +513,59 @@ def test_sigkill_mid_attempt_keeps_its_checkpointed_duration_and_energy(tmp_path
         assert rerun.returncode == 0, err.decode()
         with ResultsStore(lab.results, create=False) as store:
             killed = [r for r in store.iter_runs(study="crash") if not r.status.finished]
-        (record,) = killed
-        assert record.status is RunStatus.INTERRUPTED and record.attempts == 1
-        assert record.duration_s is not None and 3.5 <= record.duration_s <= killed_after_s
-        assert record.cpu_time_s is not None and record.cpu_time_s >= 0.5  # busy, 2 shared cores
-        assert record.energy.partial is True
-        assert record.energy.total_j is not None and record.energy.total_j > 0
-        assert record.energy.total_method in ("counter", "integrated", "estimated")
-        assert "checkpoint" in (record.error or "")
-        (entry,) = record.attempt_log
-        assert entry["partial"] is True and entry["status"] == "interrupted"
-        assert entry["energy_total_j"] == record.energy.total_j  # counted in the study cost
-        assert record.attempts_energy.total_j == record.energy.total_j
+        assert len(killed) == jobs
+        for record in killed:
+            _assert_checkpointed(record, killed_after_s)
+    finally:
+        for pid in lab.training_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _assert_checkpointed(record: RunRecord, killed_after_s: float) -> None:
+    """The interrupted record keeps its last checkpoint's figures, counted in the cost."""
+    assert record.status is RunStatus.INTERRUPTED and record.attempts == 1
+    assert record.duration_s is not None and 3.5 <= record.duration_s <= killed_after_s
+    assert record.cpu_time_s is not None and record.cpu_time_s >= 0.5  # busy, 2 shared cores
+    assert record.energy.partial is True
+    assert record.energy.total_j is not None and record.energy.total_j > 0
+    assert record.energy.total_method in ("counter", "integrated", "estimated")
+    assert "checkpoint" in (record.error or "")
+    (entry,) = record.attempt_log
+    assert entry["partial"] is True and entry["status"] == "interrupted"
+    assert entry["energy_total_j"] == record.energy.total_j  # counted in the study cost
+    assert record.attempts_energy.total_j == record.energy.total_j
+
+
+def test_daemons_with_two_runs_in_flight_are_each_reported_by_their_own_run(
+    tmp_path: Path,
+) -> None:
+    lab = Lab(tmp_path / "lab", runs=2, seconds=1.0)
+    targets = yaml.safe_load((lab.root / "targets.yaml").read_text())
+    targets["targets"]["job"]["hyperparameters"]["daemon"]["default"] = 1
+    (lab.root / "targets.yaml").write_text(yaml.safe_dump(targets))
+    try:
+        proc = lab.start(lab.study("daemons", jobs=2))
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+        _assert_no_orphans(lab)
+        with ResultsStore(lab.results, create=False) as store:
+            records = list(store.iter_runs(study="daemons"))
+        daemons = {int(p.read_text()) for p in lab.pids.glob("*.daemon")}
+        assert len(records) == 2 and len(daemons) == 2
+        reported = [[e["pid"] for e in r.escaped_processes] for r in records]
+        # Each run reports exactly its own daemon: none is lost, none is claimed twice.
+        assert all(len(pids) == 1 for pids in reported), reported
+        assert {pids[0] for pids in reported} == daemons
+        # kill -9 of the runner with both runs (and their daemons) alive: none survives.
+        for path in lab.pids.iterdir():
+            path.unlink()
+        targets["targets"]["job"]["hyperparameters"]["seconds"]["default"] = 30.0
+        (lab.root / "targets.yaml").write_text(yaml.safe_dump(targets))
+        proc = lab.start(lab.study("crash", jobs=2))
+        _wait_for(lambda: len(list(lab.pids.glob("*.daemon"))) >= 2)
+        _kill(proc)
+        _assert_no_orphans(lab)
     finally:
         for pid in lab.training_pids():
             with contextlib.suppress(ProcessLookupError):
