@@ -34,16 +34,8 @@ TARGETS = ("digits-cnn", "digits-rnn", "digits-ff")
 MODELS = ("small", "large")
 GOAL_S = 30.0
 
-# The CLI as installed; registers the report commands itself if cli.py does not yet.
-CLI = (
-    "import sys\n"
-    "from hyperjoule.cli import app, main\n"
-    "names = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}\n"
-    "if 'report' not in names:\n"
-    "    from hyperjoule._cli_report import register\n"
-    "    register(app)\n"
-    "sys.exit(main())\n"
-)
+# The CLI as installed.
+CLI = "import sys\nfrom hyperjoule.cli import main\nsys.exit(main())\n"
 
 PROVENANCE: dict[str, Any] = {
     "host": {

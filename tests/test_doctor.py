@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from conftest import Project, target_block
-from hyperjoule._doctor import Finding, diagnose, register
+from hyperjoule.cli._doctor import Finding, diagnose, register
 from hyperjoule.errors import ConfigError, PreflightError
 from hyperjoule.meters import Baseline, MeterConfig, _rapl, load_latest_baseline, save_baseline
 from meters.fake_nvml import FakeGpu, FakeNvml, two_gpus
@@ -381,7 +381,7 @@ def test_cpu_watts_per_core_from_the_study(project: Project, tmp_path: Path) -> 
 def test_every_setting_doctor_suggests_is_in_the_readme() -> None:
     import re
 
-    import hyperjoule._doctor_checks as checks
+    import hyperjoule.cli._doctor_checks as checks
 
     source = Path(checks.__file__).read_text(encoding="utf-8")
     # Settings appear in fixes as 'name' / 'name: value' (quoted) or "set name".

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import Project, target_block
-from hyperjoule._live import LiveConsole, last_log_line
 from hyperjoule.cli import main
+from hyperjoule.cli._live import LiveConsole, last_log_line
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import hyperjoule._scaffold as scaffold_module
+import hyperjoule.cli._scaffold as scaffold_module
 from hyperjoule.cli import main
 from hyperjoule.records import RunStatus
 from hyperjoule.storage import ResultsStore

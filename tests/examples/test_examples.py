@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from hyperjoule._scaffold import EXAMPLES_DIR, scaffold
+from hyperjoule.cli._scaffold import EXAMPLES_DIR, scaffold
 from hyperjoule.config import Target, load_study, load_targets
 from hyperjoule.planning import plan_study
 

@@ -12,7 +12,7 @@ import typer
 import yaml
 
 from hyperjoule import cli
-from hyperjoule._cli_legacy import register
+from hyperjoule.cli._legacy import register
 from hyperjoule.config import (
     MutationExperiment,
     ParallelExperiment,

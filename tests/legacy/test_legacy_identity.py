@@ -11,7 +11,7 @@ import pytest
 import typer
 
 from hyperjoule import cli
-from hyperjoule._cli_legacy import register
+from hyperjoule.cli._legacy import register
 from hyperjoule.legacy import LEGACY_GPU_METHOD, import_legacy, read_legacy_results
 from hyperjoule.records import RunRecord, RunStatus
 from hyperjoule.storage import ResultsStore

@@ -10,7 +10,7 @@ import pytest
 import typer
 
 from hyperjoule import cli
-from hyperjoule._cli_legacy import register
+from hyperjoule.cli._legacy import register
 from hyperjoule.config import canonical_key, load_study
 from hyperjoule.errors import ConfigError
 from hyperjoule.execution import load_plan_state

@@ -15,16 +15,10 @@ from hyperjoule.report import ReportError, export_runs, load_runs, read_export, 
 
 
 def cli(args: list[str]) -> int:
-    """Run the real CLI, with the report commands added when cli.py lacks them."""
-    from hyperjoule import cli as cli_module
-    from hyperjoule._cli_report import register
+    """Run the real CLI in-process."""
+    from hyperjoule.cli import main
 
-    names = {
-        c.name or c.callback.__name__ for c in cli_module.app.registered_commands if c.callback
-    }
-    if "export" not in names:
-        register(cli_module.app)
-    return cli_module.main(args)
+    return main(args)
 
 
 def sample(results: Path) -> Path:

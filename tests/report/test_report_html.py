@@ -27,15 +27,10 @@ PNG = re.compile(r"<img src='data:image/png;base64,([A-Za-z0-9+/=]+)'")
 
 
 def cli(args: list[str]) -> int:
-    from hyperjoule import cli as cli_module
-    from hyperjoule._cli_report import register
+    """Run the real CLI in-process."""
+    from hyperjoule.cli import main
 
-    names = {
-        c.name or c.callback.__name__ for c in cli_module.app.registered_commands if c.callback
-    }
-    if "report" not in names:
-        register(cli_module.app)
-    return cli_module.main(args)
+    return main(args)
 
 
 def write_timeline(run_dir: Path) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from hyperjoule.cli._options import ResultsDir, StudyOption
 from hyperjoule.errors import HyperjouleError
 
 if TYPE_CHECKING:
@@ -141,10 +142,8 @@ ListOption = list[str] | None
 
 
 def runs(
-    results_dir: Annotated[
-        Path, typer.Option("--results-dir", help="Results directory (database and run records).")
-    ] = Path("results"),
-    study: Annotated[str | None, typer.Option("--study", help="Only this study.")] = None,
+    results_dir: ResultsDir = Path("results"),
+    study: StudyOption = None,
     status: Annotated[
         ListOption, typer.Option("--status", help="Only these statuses (failed,timeout,...).")
     ] = None,
@@ -206,7 +205,7 @@ def runs(
 
         write_runs_stream(_safe_frame(frame), sys.stdout, "csv")
     else:
-        from hyperjoule._render_runs import print_runs_table
+        from hyperjoule.cli._render_runs import print_runs_table
 
         print_runs_table(_ordered(records, frame), total=total)
 

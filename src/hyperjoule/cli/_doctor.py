@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hyperjoule._doctor_checks import (
+from hyperjoule.cli._doctor_checks import (
     Finding,
     gpu_findings,
     method_findings,
@@ -28,6 +28,7 @@ from hyperjoule._doctor_checks import (
     sensor_findings,
     study_findings,
 )
+from hyperjoule.cli._options import ResultsDir
 from hyperjoule.config import load_study
 from hyperjoule.meters import Baseline, MeterConfig, create_meters, measure_baseline, save_baseline
 
@@ -84,9 +85,6 @@ def diagnose(
 
 # Command line -------------------------------------------------------------------------
 
-_ResultsDir = Annotated[
-    Path, typer.Option("--results-dir", help="Results directory (database and run records).")
-]
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
@@ -140,7 +138,7 @@ def register(app: typer.Typer) -> None:
         study: Annotated[
             Path | None, typer.Argument(help="Study file: also check its targets' assets.")
         ] = None,
-        results_dir: _ResultsDir = Path("results"),
+        results_dir: ResultsDir = Path("results"),
     ) -> None:
         """Check sensors, permissions, GPUs in use and offline readiness; exit 1 on a failure."""
         findings = diagnose(MeterConfig(), study_path=study, results_dir=results_dir)
@@ -153,7 +151,7 @@ def register(app: typer.Typer) -> None:
         duration_s: Annotated[
             float, typer.Option("--duration-s", min=0.1, help="Length of the idle window, s.")
         ] = 30.0,
-        results_dir: _ResultsDir = Path("results"),
+        results_dir: ResultsDir = Path("results"),
     ) -> None:
         """Measure the machine's idle power (keep it idle) and save it for net energy."""
         from hyperjoule.execution._guards import check_results_dir

@@ -26,8 +26,8 @@ from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
-from hyperjoule._render import format_duration, run_line, shown
 from hyperjoule._text import safe_text
+from hyperjoule.cli._render import format_duration, run_line, shown
 from hyperjoule.execution import PlanState
 from hyperjoule.records import RunRecord, RunSpec
 from hyperjoule.report._numbers import fmt_sig

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from hyperjoule.cli._options import ResultsDir
+
 if TYPE_CHECKING:
     from hyperjoule.legacy import ImportResult, LegacyWarning
 
@@ -141,10 +143,7 @@ def register(app: typer.Typer) -> None:
                 "raw_data.csv files."
             ),
         ],
-        results_dir: Annotated[
-            Path,
-            typer.Option("--results-dir", help="Results directory (database and run records)."),
-        ] = Path("results"),
+        results_dir: ResultsDir = Path("results"),
         study: Annotated[
             str, typer.Option("--study", help="Study to import the runs into.")
         ] = "legacy-import",

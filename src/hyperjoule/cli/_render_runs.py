@@ -52,7 +52,7 @@ class _Column:
 
 
 def _duration(record: RunRecord) -> str:
-    from hyperjoule._render import format_duration
+    from hyperjoule.cli._render import format_duration
 
     return format_duration(record.duration_s)
 

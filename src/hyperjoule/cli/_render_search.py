@@ -42,7 +42,7 @@ def hypervolume_line(front: SearchFront) -> str:
 def _table(fronts: list[SearchFront]) -> None:
     from rich.table import Table
 
-    from hyperjoule._render import _console
+    from hyperjoule.cli._render import _console
 
     console = _console()
     if not fronts:

@@ -9,7 +9,7 @@ from hyperjoule.errors import HyperjouleError
 
 __all__ = ["EXAMPLES_DIR", "scaffold"]
 
-EXAMPLES_DIR = Path(__file__).parent / "examples"
+EXAMPLES_DIR = Path(__file__).parent.parent / "examples"
 
 
 def scaffold(directory: Path) -> list[Path]:

@@ -38,7 +38,7 @@ def _csv(fronts: pd.DataFrame) -> None:
 def _table(fronts: pd.DataFrame) -> None:
     from rich.table import Table
 
-    from hyperjoule._render import _console
+    from hyperjoule.cli._render import _console
 
     console = _console()
     if fronts.empty:

@@ -16,6 +16,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
+from hyperjoule.cli._options import ResultsDir, StudyOption
 from hyperjoule.errors import HyperjouleError
 
 __all__ = ["ExportFormat", "register"]
@@ -50,7 +51,7 @@ def one_line_failures(command: Callable[P, R]) -> Callable[P, R]:
         except (HyperjouleError, typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as e:
-            from hyperjoule.cli import debug_enabled
+            from hyperjoule.cli._app import debug_enabled
 
             if debug_enabled():
                 logger.exception("%s failed", command.__name__)
@@ -62,14 +63,6 @@ def one_line_failures(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(1) from None
 
     return wrapper
-
-
-ResultsDir = Annotated[
-    Path, typer.Option("--results-dir", help="Results directory (database and run records).")
-]
-StudyOption = Annotated[
-    str | None, typer.Option("--study", help="Only this study (default: every study).")
-]
 
 
 def report(
@@ -210,7 +203,7 @@ def pareto(
     if search:
         _search_fronts(results_dir, study, fmt.value)
         return
-    from hyperjoule._render_fronts import print_fronts
+    from hyperjoule.cli._render_fronts import print_fronts
     from hyperjoule.report import load_tables
     from hyperjoule.report._fronts import pareto_fronts
 
@@ -220,7 +213,7 @@ def pareto(
 
 
 def _search_fronts(results_dir: Path, study: str | None, fmt: str) -> None:
-    from hyperjoule._render_search import print_search_fronts
+    from hyperjoule.cli._render_search import print_search_fronts
     from hyperjoule.report._search import search_fronts
     from hyperjoule.storage import ResultsStore
 
