@@ -13,7 +13,7 @@ from hyperjoule.cli import main
 from hyperjoule.records import RunStatus
 from hyperjoule.storage import ResultsStore
 
-EXAMPLES = Path(scaffold_module.__file__).parent / "examples"
+EXAMPLES = scaffold_module.EXAMPLES_DIR
 
 
 def _tree(root: Path) -> set[str]:
