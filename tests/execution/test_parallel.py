@@ -137,6 +137,21 @@ def test_background_exiting_at_once_is_restarted_and_flagged(project: Project) -
     assert record.status is RunStatus.SUCCEEDED  # flagged, not failed, unless required
 
 
+def test_short_background_jobs_keeping_the_load_up_are_effective_with_a_note(
+    project: Project,
+) -> None:
+    # 2-second jobs at full CPU: each ends "early", but the measured load decides.
+    _setup(project, fg_sleep=3.0)
+    # A low threshold: the load a busy loop gets on a shared, loaded machine varies.
+    study = project.write_study([_parallel(1.2, min_background_run_s=2.0, load_threshold_pct=5)])
+    assert main(["run", str(study), "--results-dir", str(project.results)]) == 0
+    [record] = _records(project)
+    bg = record.background or {}
+    assert bg["runs"]["count"] >= 2 and bg["load"]["cpu_util_mean_pct"] > 5
+    assert bg["effective"] is True, bg["reasons"]
+    assert any("ended within 2 s" in n and "above the threshold" in n for n in bg["notes"])
+
+
 def test_required_effective_background_fails_the_run(project: Project) -> None:
     _setup(project)
     study = project.write_study([_parallel(0.0, require_effective_background=True)])

@@ -256,10 +256,10 @@ class BackgroundSet:
                 if pgid:
                     ticks = group_cpu_ticks(pgid)
                     prev = last.get(i)
-                    if prev is not None and prev[0] == pgid and now > prev[2]:
-                        # Processes that exit take their ticks along: never below 0.
-                        delta = max(0, ticks - prev[1]) / _CLK_TCK
-                        cpu = 100.0 * delta / (now - prev[2])
+                    if prev is not None and prev[0] == pgid and now > prev[2] and ticks >= prev[1]:
+                        # A process that exits takes its ticks along: that interval's load
+                        # is unknown (None), not 0 (short jobs would read as idle).
+                        cpu = 100.0 * (ticks - prev[1]) / _CLK_TCK / (now - prev[2])
                     last[i] = (pgid, ticks, now)
                 job.samples.append(_LoadSample(now, cpu, gpu))
 
