@@ -88,8 +88,8 @@ _STOP_SIGNALS = tuple(
 def _sigint_sets(event: threading.Event) -> Iterator[None]:
     """While active, Ctrl-C (SIGINT), SIGTERM and SIGHUP set ``event`` instead of raising.
 
-    SIGHUP (the terminal or SSH session went away) is a stop like SIGTERM: the run in
-    flight is recorded ``interrupted`` and the runner exits 130, instead of dying with
+    SIGHUP (the terminal or SSH session went away) is a stop like SIGTERM: the runs in
+    flight are recorded ``interrupted`` and the runner exits 130, instead of dying with
     the run left ``running``.
     """
     if threading.current_thread() is not threading.main_thread():
@@ -98,7 +98,9 @@ def _sigint_sets(event: threading.Event) -> Iterator[None]:
 
     def handler(signum: int, frame: object) -> None:
         if not event.is_set():
-            logger.warning("signal %d received: stopping after recording the current run", signum)
+            logger.warning(
+                "signal %d received: stopping the runs in flight (recorded interrupted)", signum
+            )
         event.set()
 
     previous = {s: signal.signal(s, handler) for s in _STOP_SIGNALS}
