@@ -23,6 +23,7 @@ __all__ = [
     "MeterError",
     "PlanError",
     "PreflightError",
+    "ReportError",
     "StorageError",
 ]
 
@@ -58,6 +59,10 @@ class PlanError(HyperjouleError):
 
 class StorageError(HyperjouleError):
     """The results directory or database cannot be read or written."""
+
+
+class ReportError(HyperjouleError):
+    """The report or export cannot be made as asked (unknown metric, bad threshold, ...)."""
 
 
 class MeterError(HyperjouleError):

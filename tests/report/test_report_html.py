@@ -20,8 +20,8 @@ from hyperjoule.report import (
     study_cost,
     write_report,
 )
-from hyperjoule.report._figures import draw_summary
 from hyperjoule.report._pool import FigurePool
+from hyperjoule.report.render._figure_draw import draw_summary
 
 PNG = re.compile(r"<img src='data:image/png;base64,([A-Za-z0-9+/=]+)'")
 

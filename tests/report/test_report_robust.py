@@ -65,7 +65,7 @@ def test_parallel_only_and_isolated_only_says_why_nothing_is_compared(tmp_path: 
 def test_unexpected_failure_is_one_line_and_exit_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hyperjoule.report import _study_sections
+    from hyperjoule.report.render import _sections_study as _study_sections
 
     def broken(*_args: object, **_kwargs: object) -> None:
         raise KeyError("isolated_energy_j")

@@ -11,7 +11,7 @@ import pytest
 from report_data import epochs_study, store
 
 from hyperjoule.report import load_runs, mean_ci, sensitivity, spearman_ci
-from hyperjoule.report._stats import correlation_ratio, ranks, standardised_coefficients
+from hyperjoule.report.analysis._stats import correlation_ratio, ranks, standardised_coefficients
 
 
 def test_energy_driven_by_epochs_ranks_epochs_first(tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_correlation_ratio_bounds() -> None:
 
 
 def test_log_scale_only_for_log_spread_values() -> None:
-    from hyperjoule.report._sensitivity import is_log_scale
+    from hyperjoule.report.analysis._sensitivity import is_log_scale
 
     rng = np.random.default_rng(4)
     assert is_log_scale(10 ** rng.uniform(-4, -1, 500))  # a learning rate

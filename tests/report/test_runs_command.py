@@ -191,7 +191,7 @@ def test_export_schema_document_is_shipped(capsys: pytest.CaptureFixture[str]) -
     assert main(["export", "--schema"]) == 0
     doc = capsys.readouterr().out
     # The document names every fixed column the export writes.
-    from hyperjoule.report._schema import LEADING_COLUMNS, TRAILING_COLUMNS
+    from hyperjoule.report.load._schema import LEADING_COLUMNS, TRAILING_COLUMNS
 
     def documented(column: str) -> bool:
         generic = re.sub(r"^energy_(gpu|cpu_pkg|cpu_dram|total)_", "energy_<component>_", column)

@@ -165,7 +165,7 @@ def spending_line(records: list[RunRecord]) -> str:
 
 def _goal_text(target: Target, metric: str) -> str:
     """``minimize``, or ``maximize, guessed`` when the target declares no goal for it."""
-    from hyperjoule.report._goals import guess_maximize
+    from hyperjoule.report.load._goals import guess_maximize
 
     spec = target.metrics.get(metric)
     if spec is not None and spec.goal is not None:
@@ -175,7 +175,7 @@ def _goal_text(target: Target, metric: str) -> str:
 
 def guessed_goals(loaded: LoadedStudy, targets: list[str]) -> list[str]:
     """``name (minimize)`` for each metric of ``targets`` without a declared goal, once."""
-    from hyperjoule.report._goals import guess_maximize
+    from hyperjoule.report.load._goals import guess_maximize
 
     out: dict[str, str] = {}
     for name in targets:

@@ -7,8 +7,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from hyperjoule.report._html import fmt_energy
 from hyperjoule.report._numbers import fmt_sig
+from hyperjoule.report.render._html import fmt_energy
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -6,9 +6,9 @@ import csv
 import json
 import sys
 
-from hyperjoule.report._html import fmt_energy
 from hyperjoule.report._numbers import fmt_sig
-from hyperjoule.report._search import SearchFront, pruned_count
+from hyperjoule.report.analysis._search import SearchFront, pruned_count
+from hyperjoule.report.render._html import fmt_energy
 
 __all__ = ["hypervolume_line", "print_search_fronts"]
 

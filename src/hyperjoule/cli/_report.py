@@ -205,7 +205,7 @@ def pareto(
         return
     from hyperjoule.cli._render_fronts import print_fronts
     from hyperjoule.report import load_tables
-    from hyperjoule.report._fronts import pareto_fronts
+    from hyperjoule.report.analysis._fronts import pareto_fronts
 
     tables = load_tables(results_dir, study)
     fronts = pareto_fronts(tables.runs, tables.goals, metric=metric, figure=energy.value)
@@ -214,7 +214,7 @@ def pareto(
 
 def _search_fronts(results_dir: Path, study: str | None, fmt: str) -> None:
     from hyperjoule.cli._render_search import print_search_fronts
-    from hyperjoule.report._search import search_fronts
+    from hyperjoule.report.analysis._search import search_fronts
     from hyperjoule.storage import ResultsStore
 
     with ResultsStore(results_dir, create=False) as store:

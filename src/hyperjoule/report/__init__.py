@@ -14,15 +14,21 @@ pandas and matplotlib are imported only when a function needs them.
 
 from __future__ import annotations
 
-from hyperjoule.report._export import (
-    EXPORT_FORMATS,
-    STREAM_FORMATS,
-    export_runs,
-    read_export,
-    write_runs,
-    write_runs_stream,
+from hyperjoule.report.analysis._parallel import ParallelComparison, parallel_vs_isolated
+from hyperjoule.report.analysis._pareto import metric_direction, pareto_front, pareto_table
+from hyperjoule.report.analysis._sensitivity import SensitivityResult, sensitivity
+from hyperjoule.report.analysis._stats import Interval, mean_ci, spearman_ci
+from hyperjoule.report.analysis._summary import (
+    ReportError,
+    StudyCost,
+    TargetMetric,
+    auto_target_metric,
+    energy_to_target,
+    group_summary,
+    parse_target_metric,
+    study_cost,
 )
-from hyperjoule.report._frame import (
+from hyperjoule.report.load._frame import (
     ATTEMPT_COLUMNS,
     HP_PREFIX,
     LEADING_COLUMNS,
@@ -34,22 +40,16 @@ from hyperjoule.report._frame import (
     load_tables,
     runs_frame,
 )
-from hyperjoule.report._parallel import ParallelComparison, parallel_vs_isolated
-from hyperjoule.report._pareto import metric_direction, pareto_front, pareto_table
-from hyperjoule.report._report import ReportInfo, render_report, write_report
-from hyperjoule.report._sensitivity import SensitivityResult, sensitivity
-from hyperjoule.report._stats import Interval, mean_ci, spearman_ci
-from hyperjoule.report._summary import (
-    ReportError,
-    StudyCost,
-    TargetMetric,
-    auto_target_metric,
-    energy_to_target,
-    group_summary,
-    parse_target_metric,
-    study_cost,
+from hyperjoule.report.load._timeline import Timeline, find_timeline, read_timeline
+from hyperjoule.report.render._export import (
+    EXPORT_FORMATS,
+    STREAM_FORMATS,
+    export_runs,
+    read_export,
+    write_runs,
+    write_runs_stream,
 )
-from hyperjoule.report._timeline import Timeline, find_timeline, read_timeline
+from hyperjoule.report.render._report import ReportInfo, render_report, write_report
 
 __all__ = [
     "ATTEMPT_COLUMNS",

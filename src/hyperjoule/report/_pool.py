@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from hyperjoule.report import _figures
+from hyperjoule.report.render import _figure_draw as _figures
 
 __all__ = [
     "JOBS",
@@ -51,7 +51,7 @@ POOL_MIN_FIGURES = 10
 
 _Job = tuple[str, dict[str, Any], "Future[Any]"]
 
-JOBS = ("hyperjoule.report._frame:load_part",)
+JOBS = ("hyperjoule.report.load._frame:load_part",)
 """Functions a worker runs besides the ``draw_*`` figures of :mod:`._figures`."""
 
 

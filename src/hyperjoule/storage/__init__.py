@@ -27,6 +27,14 @@ from hyperjoule.storage._layout import (
 )
 from hyperjoule.storage._lock import LOCK_FILENAME, StudyBusyError, StudyLock
 from hyperjoule.storage._protect import refuse_results_file
+from hyperjoule.storage._query import (
+    RecordValues,
+    attempt_values,
+    count_stored_runs,
+    no_gc,
+    read_record_values,
+    stored_studies,
+)
 from hyperjoule.storage._schema import DB_FILENAME, MIGRATIONS, SCHEMA_VERSION
 from hyperjoule.storage._summary import (
     ENERGY_COLUMNS,
@@ -50,11 +58,17 @@ __all__ = [
     "SCHEMA_VERSION",
     "SUMMARY_BASE_COLUMNS",
     "AttemptCheckpoint",
+    "RecordValues",
     "ResultsStore",
     "StudyBusyError",
     "StudyLock",
     "SummaryCsv",
+    "attempt_values",
+    "count_stored_runs",
     "flat_row",
+    "no_gc",
+    "read_record_values",
+    "stored_studies",
     "new_run_id",
     "new_session_id",
     "path_component",

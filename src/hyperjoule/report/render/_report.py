@@ -9,35 +9,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hyperjoule.report._export import write_atomically
-from hyperjoule.report._frame import RunTables, count_runs, load_tables
-from hyperjoule.report._html import page
 from hyperjoule.report._pool import FigurePool, default_workers
-from hyperjoule.report._search import SearchFront, search_fronts
-from hyperjoule.report._search_section import search_section
-from hyperjoule.report._sections import (
-    ReportData,
-    hyperparameter_section,
-    pareto_section,
-    summary_section,
-    target_section,
-)
-from hyperjoule.report._sensitivity import MIN_RUNS
-from hyperjoule.report._study_sections import (
-    cost_section,
-    header,
-    methods_section,
-    parallel_section,
-    timeline_section,
-)
-from hyperjoule.report._summary import (
+from hyperjoule.report.analysis._search import SearchFront, search_fronts
+from hyperjoule.report.analysis._sensitivity import MIN_RUNS
+from hyperjoule.report.analysis._summary import (
     TargetMetric,
     analysed_metrics,
     auto_target_metric,
     group_labels,
     parse_target_metric,
 )
-from hyperjoule.report._timeline import find_timeline, read_timeline
+from hyperjoule.report.load._frame import RunTables, count_runs, load_tables
+from hyperjoule.report.load._timeline import find_timeline, read_timeline
+from hyperjoule.report.render._export import write_atomically
+from hyperjoule.report.render._html import page
+from hyperjoule.report.render._report_data import ReportData
+from hyperjoule.report.render._sections_params import hyperparameter_section
+from hyperjoule.report.render._sections_runs import (
+    pareto_section,
+    summary_section,
+    target_section,
+)
+from hyperjoule.report.render._sections_search import search_section
+from hyperjoule.report.render._sections_study import (
+    cost_section,
+    header,
+    methods_section,
+    parallel_section,
+    timeline_section,
+)
 from hyperjoule.storage import refuse_results_file
 
 if TYPE_CHECKING:

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hyperjoule.errors import HyperjouleError
-from hyperjoule.report._frame import HP_PREFIX, METRIC_PREFIX, hp_columns, metric_columns
-from hyperjoule.report._goals import MetricGoals
+from hyperjoule.errors import ReportError
 from hyperjoule.report._numbers import fmt_sig
-from hyperjoule.report._stats import observed_domain, t_quantile_975
+from hyperjoule.report.analysis._stats import observed_domain, t_quantile_975
+from hyperjoule.report.load._frame import HP_PREFIX, METRIC_PREFIX, hp_columns, metric_columns
+from hyperjoule.report.load._goals import MetricGoals
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,10 +36,6 @@ __all__ = [
     "parse_target_metric",
     "study_cost",
 ]
-
-
-class ReportError(HyperjouleError):
-    """The report or export cannot be made as asked (unknown metric, bad threshold, ...)."""
 
 
 SUMMARY_FIGURES = ("duration_s", "energy_gpu_j", "energy_cpu_j", "energy_total_j")

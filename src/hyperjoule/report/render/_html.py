@@ -16,7 +16,7 @@ from hyperjoule.report._numbers import fmt_sig
 if TYPE_CHECKING:
     import pandas as pd
 
-    from hyperjoule.report._plots import Plot
+    from hyperjoule.report.render._figure_data import Plot
 
 __all__ = [
     "Column",

@@ -16,8 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from hyperjoule.errors import StorageError
-from hyperjoule.report._frame import apply_schema_dtypes, hp_columns, load_runs, typed_hp_series
-from hyperjoule.report._summary import ReportError
+from hyperjoule.report.analysis._summary import ReportError
+from hyperjoule.report.load._frame import (
+    apply_schema_dtypes,
+    hp_columns,
+    load_runs,
+    typed_hp_series,
+)
 from hyperjoule.storage import refuse_results_file
 
 if TYPE_CHECKING:

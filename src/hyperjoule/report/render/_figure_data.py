@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hyperjoule.report._figures import (
+from hyperjoule.report._pool import FigurePool
+from hyperjoule.report.analysis._pareto import pareto_front
+from hyperjoule.report.analysis._sensitivity import is_log_scale
+from hyperjoule.report.analysis._stats import FloatArray
+from hyperjoule.report.load._frame import HP_PREFIX, METRIC_PREFIX
+from hyperjoule.report.load._goals import MetricGoal, MetricGoals
+from hyperjoule.report.render._figure_draw import (
     EffectColumn,
     EffectRow,
     ParetoPanel,
@@ -26,19 +32,13 @@ from hyperjoule.report._figures import (
     draw_timeline,
     energy_axis,
 )
-from hyperjoule.report._frame import HP_PREFIX, METRIC_PREFIX
-from hyperjoule.report._goals import MetricGoal, MetricGoals
-from hyperjoule.report._pareto import pareto_front
-from hyperjoule.report._pool import FigurePool
-from hyperjoule.report._sensitivity import is_log_scale
-from hyperjoule.report._stats import FloatArray
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from hyperjoule.report._parallel import ParallelComparison
-    from hyperjoule.report._sensitivity import SensitivityResult
-    from hyperjoule.report._timeline import Timeline
+    from hyperjoule.report.analysis._parallel import ParallelComparison
+    from hyperjoule.report.analysis._sensitivity import SensitivityResult
+    from hyperjoule.report.load._timeline import Timeline
 
 __all__ = [
     "MAX_EFFECT_POINTS",

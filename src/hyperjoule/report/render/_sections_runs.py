@@ -1,4 +1,4 @@
-"""The sections of the HTML report, each built from the flat run table.
+"""The report sections about runs: summary, Pareto fronts, energy to target, hyperparameters.
 
 Every section is a function ``(ReportData) -> str`` returning escaped HTML. Figures that
 show energy say how it was measured; estimated energy is labelled an estimate wherever
@@ -7,17 +7,31 @@ it appears.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hyperjoule.report._frame import HP_PREFIX, METRIC_PREFIX
-from hyperjoule.report._goals import MetricGoal, MetricGoals
-from hyperjoule.report._html import (
+from hyperjoule.report.analysis._outliers import FAR_FACTOR, scale_outliers
+from hyperjoule.report.analysis._pareto import pareto_front
+from hyperjoule.report.analysis._sensitivity import (
+    varying_hyperparameters,
+)
+from hyperjoule.report.analysis._summary import (
+    MAX_ANALYSED_METRICS,
+    TargetMetric,
+    energy_to_target,
+    group_summary,
+    method_mix,
+    metrics_left_out,
+)
+from hyperjoule.report.load._frame import HP_PREFIX, METRIC_PREFIX
+from hyperjoule.report.load._goals import MetricGoal
+from hyperjoule.report.render._figure_data import (
+    pareto_plot,
+    summary_plot,
+)
+from hyperjoule.report.render._html import (
     Column,
-    badge,
     esc,
     figure,
     fmt_ci,
@@ -29,119 +43,34 @@ from hyperjoule.report._html import (
     table,
     warn,
 )
-from hyperjoule.report._outliers import FAR_FACTOR, scale_outliers
-from hyperjoule.report._pareto import pareto_front
-from hyperjoule.report._plots import effects_plot, pareto_plot, sensitivity_plot, summary_plot
-from hyperjoule.report._pool import FigurePool
-from hyperjoule.report._sensitivity import (
-    MIN_RUNS,
-    RANK_METHOD,
-    RATIO_METHOD,
-    SRC_METHOD,
-    SensitivityResult,
-    sensitivity,
-    varying_hyperparameters,
-)
-from hyperjoule.report._stats import MIN_PAIRS_FOR_INTERVAL
-from hyperjoule.report._summary import (
-    MAX_ANALYSED_METRICS,
-    TargetMetric,
-    energy_to_target,
-    group_summary,
-    metrics_left_out,
+from hyperjoule.report.render._report_data import (
+    ReportData,
+    method_badges,
+    note_cell,
+    raw_cell,
+    run_id_cell,
+    text_cell,
 )
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "ReportData",
-    "hyperparameter_section",
-    "method_badges",
     "pareto_section",
     "summary_section",
     "target_section",
 ]
 
 MAX_EFFECT_COLUMNS = 6
-"""Most hyperparameters drawn in one group's effect plot (the most influential ones)."""
-
-MAX_EFFECT_ROWS = 2
-"""Outcomes drawn in one group's effect plot: energy and the primary metric (accuracy-like
-first); the sensitivity table covers every metric."""
+"""Most hyperparameters drawn in one group's effect plot or front table (the most
+influential ones)."""
 
 PARETO_ROWS = 25
 """Most Pareto-front rows listed per metric."""
 
 
-@dataclass
-class ReportData:
-    """What every section reads.
-
-    Attributes:
-        runs: The flat run table plus a ``group`` (target/model) column.
-        attempts: One row per attempt.
-        results_dir: The results directory.
-        title: What the report covers (a study name, or every study).
-        metrics: The ``metric_*`` columns analysed.
-        target: The energy-to-target threshold, None without any metric.
-        pool: Where figures are drawn (inline, or worker processes for big reports).
-        goals: The metric goals the targets declared (the others are guessed).
-    """
-
-    runs: pd.DataFrame
-    attempts: pd.DataFrame
-    results_dir: Path
-    title: str
-    metrics: list[str]
-    target: TargetMetric | None
-    pool: FigurePool = field(default_factory=FigurePool)
-    goals: MetricGoals = field(default_factory=MetricGoals)
-
-    def goal(self, metric: str, runs: pd.DataFrame | None = None) -> MetricGoal:
-        """The goal of ``metric`` for ``runs`` (one target's) or for the whole report."""
-        targets = [] if runs is None else runs["target"].dropna().unique().tolist()
-        return self.goals.of(metric, str(targets[0]) if len(targets) == 1 else None)
-
-    def estimated(self, runs: pd.DataFrame | None = None) -> bool:
-        """Whether any total energy among ``runs`` (default: all) is an estimate."""
-        data = self.runs if runs is None else runs
-        return bool((data["energy_total_method"] == "estimated").any())
-
-    def groups(self) -> list[tuple[str, pd.DataFrame]]:
-        """(target/model, its runs) in name order."""
-        return [(str(g), part) for g, part in self.runs.groupby("group", sort=True)]
-
-
-def method_badges(mix: Any) -> str:
-    """Badges for a method mix string (``counter`` or ``counter 90%, estimated 10%``)."""
-    if not isinstance(mix, str) or not mix:
-        return badge("unavailable")
-    out = []
-    for part in mix.split(", "):
-        name, _, share = part.partition(" ")
-        out.append(badge(name) + (f" <span class='muted'>{esc(share)}</span>" if share else ""))
-    return " ".join(out)
-
-
-def _raw(value: Any) -> str:
-    return str(value)
-
-
-def _text(value: Any) -> str:
-    return esc(value)
-
-
-def _note(value: Any) -> str:
-    return "" if value is None or value != value else esc(value)
-
-
-def run_id_cell(value: Any) -> str:
-    """A run id that never wraps (ids are long and break badly)."""
-    return f"<span class='id'>{esc(value)}</span>"
-
-
-def _label(column: str) -> str:
+def label_of(column: str) -> str:
+    """How a figure column is named in the report."""
     if column == "energy_total_j":
         return "energy"
     return column.removeprefix(METRIC_PREFIX).removeprefix(HP_PREFIX)
@@ -169,10 +98,10 @@ def summary_section(data: ReportData) -> str:
 
     shown["duration"] = ci("duration_s", fmt_duration)
     columns: list[Column] = [
-        ("group", "target/model", _text),
-        ("runs", "runs", _raw),
-        ("ok", "succeeded", _raw),
-        ("duration", "duration", _raw),
+        ("group", "target/model", text_cell),
+        ("runs", "runs", raw_cell),
+        ("ok", "succeeded", raw_cell),
+        ("duration", "duration", raw_cell),
     ]
     for figure_name, label, method_col in (
         ("energy_gpu_j", "GPU energy", "energy_gpu_method"),
@@ -183,11 +112,11 @@ def summary_section(data: ReportData) -> str:
             f"{value}<div>{method_badges(mix)}</div>"
             for value, mix in zip(ci(figure_name, fmt_energy), summary[method_col], strict=True)
         ]
-        columns.append((figure_name, label, _raw))
+        columns.append((figure_name, label, raw_cell))
     for metric in data.metrics:
         shown[metric] = ci(metric)
         # ↑ higher / ↓ lower is better; "?" when the goal is guessed from the name.
-        columns.append((metric, f"{_label(metric)} {data.goal(metric).arrow}", _raw))
+        columns.append((metric, f"{label_of(metric)} {data.goal(metric).arrow}", raw_cell))
     guess_note = ""
     if any(not data.goal(m).declared for m in data.metrics):
         guess_note = ", ? not declared in targets.yaml, guessed from the name"
@@ -238,7 +167,7 @@ def pareto_section(data: ReportData) -> str:
         parts += _outlier_notes(flagged)
         goals = [data.goal(m, ok) for m in metrics]
         plot = pareto_plot(ok, metrics, estimated=estimated, goals=goals, pool=data.pool)
-        method = "total energy: " + method_badges(_mix(ok["energy_total_method"]))
+        method = "total energy: " + method_badges(method_mix(ok["energy_total_method"]))
         parts.append(
             figure(
                 plot,
@@ -265,7 +194,7 @@ def _outlier_notes(flagged: pd.DataFrame) -> list[str]:
         more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
         notes.append(
             warn(
-                f"{_label(str(metric))} spans a factor of {fmt_num(first['span'])} here: "
+                f"{label_of(str(metric))} spans a factor of {fmt_num(first['span'])} here: "
                 f"{len(rows)} value(s) more than {FAR_FACTOR:g}× from the median "
                 f"{fmt_num(first['median'])} are flagged ⚠ ({examples}{more}). They are "
                 "likely on another scale (a fraction next to a percentage, a logging bug); "
@@ -294,7 +223,7 @@ def _front_table(
     shown = rows[["run_id", "mode", "energy_total_j", *hps]].copy()
     columns: list[Column] = [
         ("run_id", "run", run_id_cell),
-        ("mode", "mode", _text),
+        ("mode", "mode", text_cell),
         ("energy_total_j", "total energy", fmt_energy),
     ]
     for m in metrics:
@@ -305,9 +234,9 @@ def _front_table(
             for v, front, mark in zip(rows[m], on_front, marks, strict=True)
         ]
         arrow = goals[metrics.index(m)].arrow
-        columns.append((m, f"{_label(m)} {arrow}", _raw))
-    columns += [(h, _label(h), fmt_value) for h in hps]
-    counts = ", ".join(f"{_label(m)}: {int(fronts[m].sum())}" for m in metrics)
+        columns.append((m, f"{label_of(m)} {arrow}", raw_cell))
+    columns += [(h, label_of(h), fmt_value) for h in hps]
+    counts = ", ".join(f"{label_of(m)}: {int(fronts[m].sum())}" for m in metrics)
     legend = "as declared in targets.yaml"
     if not all(g.declared for g in goals):
         legend += "; ? not declared, guessed from the name"
@@ -317,12 +246,6 @@ def _front_table(
         f"↓ lower is better ({legend}).</p>"
         + table(shown, columns, limit=PARETO_ROWS, css_class="pareto")
     )
-
-
-def _mix(methods: pd.Series[Any]) -> str:
-    from hyperjoule.report._summary import method_mix
-
-    return method_mix(methods)
 
 
 def _target_text(target: TargetMetric, result: pd.DataFrame) -> str:
@@ -348,9 +271,9 @@ def target_section(data: ReportData) -> str:
     result = energy_to_target(data.runs, target)
     how = "" if target.how == "given" else f" ({esc(target.how)})"
     columns: list[Column] = [
-        ("group", "target/model", _text),
+        ("group", "target/model", text_cell),
         ("threshold", "threshold", fmt_num),
-        ("skipped", "skipped because", _note),
+        ("skipped", "skipped because", note_cell),
         ("runs", "runs", fmt_num),
         ("measured", "succeeded with metric", fmt_num),
         ("reached", "reached target", fmt_num),
@@ -369,108 +292,3 @@ def target_section(data: ReportData) -> str:
         "model (failed and retried attempts included) by the runs that met it: what one "
         f"success cost when searching as this study did.{estimated}</p>" + table(result, columns)
     )
-
-
-def _signed(value: Any) -> str:
-    return f"{float(value):+.2f}"
-
-
-def _after_value(cell: str, extra: str) -> str:
-    """Put ``extra`` right after a cell's value, before its interval line."""
-    if not extra:
-        return cell
-    head, sep, tail = cell.partition("<span class='ci'>")
-    return head + extra + sep + tail
-
-
-def _sensitivity_table(results: list[SensitivityResult]) -> str:
-    import pandas as pd
-
-    first = results[0].table
-    shown = pd.DataFrame({"hyperparameter": first["hyperparameter"]})
-    shown["scale"] = first["scale"]
-    columns: list[Column] = [("hyperparameter", "hyperparameter", _text), ("scale", "scale", _text)]
-    for res in results:
-        t = res.table.set_index("hyperparameter").reindex(first["hyperparameter"])
-        label = _label(res.outcome)
-        marks = ["†" if m == RATIO_METHOD else "" for m in t["rank_method"]]
-        shown[f"{label}_rho"] = [
-            _after_value(fmt_ci(v, lo, hi, _signed), mark)
-            for v, lo, hi, mark in zip(
-                t["rank_corr"], t["rank_corr_low"], t["rank_corr_high"], marks, strict=True
-            )
-        ]
-        shown[f"{label}_src"] = [
-            _after_value(
-                fmt_ci(v, lo, hi, _signed),
-                f" <span class='muted'>({esc(note)})</span>" if note else "",
-            )
-            for v, lo, hi, note in zip(
-                t["src"], t["src_low"], t["src_high"], t["src_note"], strict=True
-            )
-        ]
-        columns += [
-            (f"{label}_rho", f"{label}: rank corr.", _raw),
-            (f"{label}_src", f"{label}: SRC", _raw),
-        ]
-    return table(shown, columns, css_class="sensitivity")
-
-
-def hyperparameter_section(data: ReportData) -> str:
-    """Per target/model: sensitivity ranking with intervals, and effect plots."""
-    parts = [
-        "<p>For each target and model, over its succeeded runs: how strongly each "
-        "hyperparameter moves total energy and each metric. <b>Rank corr.</b>: "
-        f"{esc(RANK_METHOD)}; † marks unordered choices with three or more values, where it "
-        f"is the {esc(RATIO_METHOD)} (0 to 1, no sign). <b>SRC</b>: {esc(SRC_METHOD)}; "
-        "for a choice, the level furthest from the first one. Rows are ranked by the "
-        "absolute rank correlation with energy (with the first metric where energy was not "
-        "measured); an interval that contains 0 means no clear effect.</p>"
-    ]
-    skipped: list[str] = []
-    for group, runs in data.groups():
-        ok = runs[runs["status"] == "succeeded"]
-        names = varying_hyperparameters(ok)
-        if len(ok) < MIN_RUNS or not names:
-            why = f"{len(ok)} succeeded run(s)" if len(ok) < MIN_RUNS else "nothing varied"
-            skipped.append(f"{group} ({why})")
-            continue
-        outcomes = [o for o in ["energy_total_j", *data.metrics] if ok[o].notna().sum() >= MIN_RUNS]
-        if not outcomes:
-            skipped.append(f"{group} (neither energy nor a metric in {MIN_RUNS} runs)")
-            continue
-        results = [sensitivity(ok, outcome, names) for outcome in outcomes]
-        parts.append(f"<h3>{esc(group)}</h3>")
-        notes = sorted({w for r in results for w in r.warnings})
-        parts += [warn(w) for w in notes]
-        r2 = results[0].r2
-        fit = f" Regression R² for {_label(outcomes[0])}: {r2:.2f}." if r2 is not None else ""
-        n = results[0].n
-        spread = "95% intervals" if n >= MIN_PAIRS_FOR_INTERVAL else "no intervals below 10 runs"
-        parts.append(
-            figure(
-                sensitivity_plot(results, pool=data.pool),
-                f"Rank correlation of each hyperparameter with each outcome, {spread} "
-                f"(n = {n} runs).{esc(fit)}",
-                f"sensitivity ranking for {group}",
-            )
-        )
-        parts.append(_sensitivity_table(results))
-        ranked = [HP_PREFIX + h for h in results[0].table["hyperparameter"]]
-        shown = ranked[:MAX_EFFECT_COLUMNS]
-        estimated = data.estimated(ok)
-        drawn = outcomes[:MAX_EFFECT_ROWS]
-        plot = effects_plot(ok, shown, drawn, estimated=estimated, pool=data.pool)
-        more = len(ranked) - len(shown)
-        left_out = [_label(o) for o in outcomes[MAX_EFFECT_ROWS:]]
-        caption = (
-            f"Outcome against each hyperparameter, {esc(group)}; energy: "
-            + method_badges(_mix(ok["energy_total_method"]))
-            + "."
-            + (f" {more} less influential hyperparameter(s) not drawn." if more > 0 else "")
-            + (f" Not drawn (see the table): {esc(', '.join(left_out))}." if left_out else "")
-        )
-        parts.append(figure(plot, caption, f"hyperparameter effects for {group}"))
-    if skipped:
-        parts.append(f"<p class='note'>Not analysed: {esc('; '.join(skipped))}.</p>")
-    return "".join(parts)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hyperjoule.report._summary import ReportError
+from hyperjoule.errors import ReportError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from hyperjoule.report._stats import FloatArray
+from hyperjoule.report.analysis._stats import FloatArray
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

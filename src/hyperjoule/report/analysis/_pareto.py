@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from hyperjoule.report._frame import hp_columns
-from hyperjoule.report._goals import LOWER_IS_BETTER_WORDS, guess_maximize
+from hyperjoule.report.load._frame import hp_columns
+from hyperjoule.report.load._goals import LOWER_IS_BETTER_WORDS, guess_maximize
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
@@ -17,10 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hyperjoule._text import encodable, safe_text
-from hyperjoule.errors import StorageError
 from hyperjoule.metrics._bounds import MAX_METRICS, MAX_NAME_CHARS
 from hyperjoule.records import ENERGY_COMPONENTS
-from hyperjoule.report._extract import (
+from hyperjoule.report.load._extract import (
     ATTEMPT_FIELDS,
     RECORD_PATHS,
     check_study,
@@ -28,8 +26,8 @@ from hyperjoule.report._extract import (
     from_records,
     no_gc,
 )
-from hyperjoule.report._goals import MetricGoals
-from hyperjoule.report._schema import (
+from hyperjoule.report.load._goals import MetricGoals
+from hyperjoule.report.load._schema import (
     ATTEMPT_COLUMNS,
     BACKGROUND_COLUMNS,
     BOOL_COLUMNS,
@@ -48,7 +46,7 @@ from hyperjoule.report._schema import (
     ordered_columns,
     typed_hp_series,
 )
-from hyperjoule.storage._schema import connect_readonly
+from hyperjoule.storage import count_stored_runs
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -293,21 +291,7 @@ def runs_frame(records: Iterable[Mapping[str, Any]]) -> RunTables:
 
 def count_runs(results_dir: Path | str, study: str | None = None) -> int:
     """How many runs (of ``study``) the database holds; 0 when it cannot be read."""
-    from hyperjoule.storage import DB_FILENAME
-
-    path = Path(results_dir) / DB_FILENAME
-    if not path.is_file():
-        return 0
-    try:
-        conn = connect_readonly(path)
-        try:
-            sql = "SELECT count(*) FROM runs" + (" WHERE study = ?" if study else "")
-            row = conn.execute(sql, (study,) if study else ()).fetchone()
-        finally:
-            conn.close()
-    except (sqlite3.Error, StorageError):
-        return 0  # load_tables reports the problem properly
-    return int(row[0])
+    return count_stored_runs(results_dir, study)
 
 
 def load_part(path: str, study: str | None, part: int, parts: int) -> RunTables:

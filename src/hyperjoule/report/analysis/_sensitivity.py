@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hyperjoule.report._frame import HP_PREFIX, hp_columns
-from hyperjoule.report._stats import (
+from hyperjoule.report.analysis._stats import (
     MIN_PAIRS_FOR_INTERVAL,
     FloatArray,
     Interval,
@@ -31,6 +30,7 @@ from hyperjoule.report._stats import (
     spearman_ci,
     standardised_coefficients,
 )
+from hyperjoule.report.load._frame import HP_PREFIX, hp_columns
 
 if TYPE_CHECKING:
     import pandas as pd

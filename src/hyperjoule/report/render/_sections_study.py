@@ -6,8 +6,12 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from hyperjoule.records import ENERGY_COMPONENTS
-from hyperjoule.report._goals import LOWER_IS_BETTER_WORDS
-from hyperjoule.report._html import (
+from hyperjoule.report._numbers import fmt_sig
+from hyperjoule.report.analysis._parallel import parallel_vs_isolated
+from hyperjoule.report.analysis._summary import StudyCost, method_mix, study_cost
+from hyperjoule.report.load._goals import LOWER_IS_BETTER_WORDS
+from hyperjoule.report.render._figure_data import parallel_plot, timeline_plot
+from hyperjoule.report.render._html import (
     Column,
     badge,
     esc,
@@ -19,16 +23,18 @@ from hyperjoule.report._html import (
     table,
     warn,
 )
-from hyperjoule.report._numbers import fmt_sig
-from hyperjoule.report._parallel import parallel_vs_isolated
-from hyperjoule.report._plots import parallel_plot, timeline_plot
-from hyperjoule.report._sections import ReportData, _raw, _text, method_badges, run_id_cell
-from hyperjoule.report._summary import StudyCost, method_mix, study_cost
+from hyperjoule.report.render._report_data import (
+    ReportData,
+    method_badges,
+    raw_cell,
+    run_id_cell,
+    text_cell,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from hyperjoule.report._timeline import Timeline
+    from hyperjoule.report.load._timeline import Timeline
 
 __all__ = [
     "cost_section",
@@ -120,11 +126,11 @@ def parallel_section(data: ReportData) -> str:
             )
         )
     columns: list[Column] = [
-        ("group", "target/model", _text),
+        ("group", "target/model", text_cell),
         ("isolated_n", "isolated runs", fmt_num),
-        ("isolated", "isolated energy", _raw),
+        ("isolated", "isolated energy", raw_cell),
         ("parallel_n", "parallel runs", fmt_num),
-        ("parallel", "parallel energy", _raw),
+        ("parallel", "parallel energy", raw_cell),
         ("energy_ratio", "ratio", fmt_num),
     ]
     by_group = comparison.by_group.copy()
@@ -153,7 +159,7 @@ def parallel_section(data: ReportData) -> str:
             table(
                 matched,
                 [
-                    ("group", "target/model", _text),
+                    ("group", "target/model", text_cell),
                     ("isolated_run_id", "isolated run", run_id_cell),
                     ("parallel_run_id", "parallel run", run_id_cell),
                     ("isolated_n", "isolated runs", fmt_num),
@@ -225,7 +231,7 @@ def cost_section(data: ReportData) -> str:
             )
         )
     columns: list[Column] = [
-        ("status", "final status", _text),
+        ("status", "final status", text_cell),
         ("runs", "runs", fmt_num),
         ("attempts", "attempts", fmt_num),
         ("retries", "retries", fmt_num),
@@ -235,7 +241,7 @@ def cost_section(data: ReportData) -> str:
     ]
     parts.append("<p><b>By the run's final status</b></p>" + table(cost.by_status, columns))
     attempt_columns: list[Column] = [
-        ("status", "attempt outcome", _text),
+        ("status", "attempt outcome", text_cell),
         *[
             c
             for c in columns

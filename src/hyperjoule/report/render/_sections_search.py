@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hyperjoule.report._html import Column, esc, figure, fmt_energy, fmt_num, table, warn
-from hyperjoule.report._plots import hypervolume_plot
 from hyperjoule.report._pool import FigurePool
-from hyperjoule.report._search import SearchFront, pruned_count
+from hyperjoule.report.analysis._search import SearchFront, pruned_count
+from hyperjoule.report.render._figure_data import hypervolume_plot
+from hyperjoule.report.render._html import Column, esc, figure, fmt_energy, fmt_num, table, warn
 
 __all__ = ["search_section"]
 

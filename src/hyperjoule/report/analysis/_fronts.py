@@ -11,10 +11,10 @@ import math
 from typing import TYPE_CHECKING, Any, Literal
 
 from hyperjoule.records import ENERGY_COMPONENTS, METHODS
-from hyperjoule.report._frame import HP_PREFIX, METRIC_PREFIX, hp_columns, metric_columns
-from hyperjoule.report._goals import MetricGoals
-from hyperjoule.report._pareto import pareto_table
-from hyperjoule.report._summary import ReportError, analysed_metrics
+from hyperjoule.report.analysis._pareto import pareto_table
+from hyperjoule.report.analysis._summary import ReportError, analysed_metrics
+from hyperjoule.report.load._frame import HP_PREFIX, METRIC_PREFIX, hp_columns, metric_columns
+from hyperjoule.report.load._goals import MetricGoals
 
 if TYPE_CHECKING:
     import pandas as pd

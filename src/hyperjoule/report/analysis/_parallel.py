@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hyperjoule.report._frame import hp_columns
-from hyperjoule.report._stats import bootstrap_ci, mean_ci
-from hyperjoule.report._summary import group_labels
+from hyperjoule.report.analysis._stats import bootstrap_ci, mean_ci
+from hyperjoule.report.analysis._summary import group_labels
+from hyperjoule.report.load._frame import hp_columns
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,0 +1,1 @@
+"""Analysis tier: statistics, fronts and summaries computed from the loaded tables."""

@@ -1,0 +1,1 @@
+"""Load tier: the runs of a results directory as typed tables (reads through ``storage``)."""

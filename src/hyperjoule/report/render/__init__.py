@@ -1,0 +1,1 @@
+"""Render tier: HTML sections, figures and export files made from the analyses."""
