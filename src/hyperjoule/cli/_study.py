@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hyperjoule.cli._options import RerunOption, ResultsDir, StudyFile
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from hyperjoule.config import ExecutorConfig
+
+__all__ = ["ExecutorKind", "register"]
+
+
+class ExecutorKind(str, Enum):
+    """Executors of ``hyperjoule run --executor``."""
+
+    local = "local"
+    ray = "ray"
+
+
+def _executor_settings(
+    settings: ExecutorConfig, kind: ExecutorKind | None, address: str | None
+) -> ExecutorConfig:
+    """The study's ``executor`` with ``--executor`` and ``--address`` applied."""
+    from hyperjoule.config import ExecutorConfig
+
+    if kind is not None and kind.value != settings.kind:
+        # Settings of the other kind do not carry over; the shared ones do.
+        settings = ExecutorConfig(
+            kind=kind.value, jobs=settings.jobs, gpus_per_run=settings.gpus_per_run
+        )
+    if address is not None:
+        if settings.kind != "ray":
+            raise typer.BadParameter(
+                "--address is for a Ray cluster; add --executor ray", param_hint="--address"
+            )
+        settings = settings.model_copy(update={"address": address})
+    return settings
 
 
 def register(app: typer.Typer) -> None:
@@ -40,6 +71,18 @@ def register(app: typer.Typer) -> None:
                 help="Show the last log line of each run in flight (piped: after each run).",
             ),
         ] = False,
+        executor: Annotated[
+            ExecutorKind | None,
+            typer.Option(
+                "--executor",
+                help="Where runs execute: local (this machine) or ray (a Ray cluster, see "
+                "docs/ray.md). Default: the study's executor.kind.",
+            ),
+        ] = None,
+        address: Annotated[
+            str | None,
+            typer.Option("--address", help="Ray cluster address: auto or HOST:PORT (ray only)."),
+        ] = None,
     ) -> None:
         """Run a study, or resume it: finished runs are kept and never run twice.
 
@@ -53,8 +96,16 @@ def register(app: typer.Typer) -> None:
 
         statuses = parse_rerun(rerun)
         loaded = load_study(study)
+        settings = _executor_settings(loaded.study.executor, executor, address)
         with LiveConsole(tail=tail) as observer:
-            result = run_study(loaded, results_dir, observer=observer, rerun=statuses, jobs=jobs)
+            result = run_study(
+                loaded,
+                results_dir,
+                observer=observer,
+                rerun=statuses,
+                jobs=jobs,
+                executor=settings,
+            )
         print_study_result(result, results_dir)
         if result.interrupted:
             raise typer.Exit(130)

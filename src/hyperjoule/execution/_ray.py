@@ -137,18 +137,19 @@ class RayExecutor(Executor):
         self._in_flight: dict[str, _InFlight] = {}
         self._closed = False
         self._owns_connection = self._connect(settings.address)
+        # Nodes that see this file (with this token) write into the results dir in place.
+        self._token = secrets.token_hex(8)
         self._marker: Path | None = None
+        self._marker_written = False
+        if settings.shared_results_dir is not False and results_dir is not None:
+            self._marker = Path(results_dir).absolute() / f"{_MARKER_PREFIX}{self._token}"
         try:
-            token = secrets.token_hex(8)
-            marker: str | None = None
-            if settings.shared_results_dir is not False and results_dir is not None:
-                self._marker = Path(results_dir).resolve() / f"{_MARKER_PREFIX}{token}"
-                self._marker.write_text(token)
-                marker = str(self._marker)
+            self._write_marker()
             self._options = NodeOptions(
                 meter_config=meter_config or MeterConfig(),
-                shared_marker=marker,
-                shared_token=token,
+                shared_marker=str(self._marker) if self._marker is not None else None,
+                shared_token=self._token,
+                require_shared=settings.shared_results_dir is True,
                 staging_root=settings.staging_dir,
                 max_file_bytes=settings.max_file_bytes,
                 max_total_bytes=settings.max_total_bytes,
@@ -184,8 +185,15 @@ class RayExecutor(Executor):
             ) from e
         return True
 
+    def _write_marker(self) -> None:
+        """Write the marker once its directory exists (the results dir may not, yet)."""
+        if self._marker is None or self._marker_written or not self._marker.parent.is_dir():
+            return
+        self._marker.write_text(self._token)
+        self._marker_written = True
+
     def _disconnect(self) -> None:
-        if self._marker is not None:
+        if self._marker is not None and self._marker_written:
             self._marker.unlink(missing_ok=True)
         if self._owns_connection and self._ray.is_initialized():
             self._ray.shutdown()
@@ -244,7 +252,7 @@ class RayExecutor(Executor):
                     f"estimate {', '.join(probe.estimate_only)}; make its RAPL counters "
                     "readable or set 'allow_estimates: true' in the study"
                 )
-            if self._settings.shared_results_dir and not probe.sees_results_dir:
+            if self._options.require_shared and self._marker_written and not probe.sees_results_dir:
                 raise PreflightError(
                     f"executor.shared_results_dir: node {probe.host} does not see the results "
                     "directory at the same path; mount it there or set it to false"
@@ -274,6 +282,7 @@ class RayExecutor(Executor):
         with self._lock:
             if self._closed:
                 raise RuntimeError("the Ray executor was shut down")
+            self._write_marker()
             future: Future[AttemptResult] = Future()
             gpus = task.gpus_per_run or self._settings.gpus_per_run
             if gpus and gpus != task.gpus_per_run:
@@ -412,8 +421,8 @@ def create_ray_executor(
 ) -> RayExecutor:
     """The Ray executor a study's ``executor: {kind: ray, ...}`` describes.
 
-    ``devices``, ``tracker`` and ``baseline`` belong to the coordinator's machine: each
-    node measures with its own meters and runs its own watchdog, so they are not used.
+    ``tracker`` and ``baseline`` belong to the coordinator's machine: each node runs its
+    own watchdog and measures with its own meters, built from ``devices.config``.
 
     Raises:
         PreflightError: Ray is missing or the cluster cannot be used (see

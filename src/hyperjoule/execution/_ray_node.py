@@ -5,10 +5,11 @@ the coordinator knows the node of an attempt even when the node dies later, then
 :class:`NodeOutcome` of the attempt. The attempt itself is the same pure
 :func:`~hyperjoule.execution.execute` the local executor runs, with this node's meters
 (:class:`~hyperjoule.devices.NodeDevices`) and this node's orphan watchdog
-(:class:`~hyperjoule.execution._reaper.GroupReaper`): the watchdog is a child of the Ray
-worker process, so when the worker dies in any way (its node is removed, the
-coordinator is killed and Ray ends its tasks, a forced cancel) every training process
-group of the attempt is killed on this node.
+(:class:`~hyperjoule.execution._reaper.GroupReaper`, detached, so Ray's killing of a
+worker's children does not take it along): it holds a pipe from the Ray worker process,
+so when the worker ends in any way (its node is removed, the coordinator is killed and
+Ray ends its tasks, a forced cancel) every training process group of the attempt is
+killed on this node.
 
 A graceful stop (Ctrl-C on the coordinator) arrives as a stop file that
 :func:`request_stop` creates on this node: Ray's own cancel of a generator task drops
@@ -21,6 +22,7 @@ import importlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -70,6 +72,8 @@ class NodeOptions:
             that sees it with ``shared_token`` in it writes into the run directory in
             place. None: never in place (every file travels back).
         shared_token: The content of ``shared_marker``.
+        require_shared: A node that does not see ``shared_marker`` fails the attempt
+            (``shared_results_dir: true``) instead of sending the files back.
         staging_root: Where a node without the results directory stages run
             directories (default: the node's temporary directory).
         max_file_bytes: Files larger than this stay on the node.
@@ -82,6 +86,7 @@ class NodeOptions:
     meter_config: MeterConfig = field(default_factory=MeterConfig)
     shared_marker: str | None = None
     shared_token: str = ""
+    require_shared: bool = False
     staging_root: str | None = None
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES
@@ -162,6 +167,11 @@ def run_attempt_on_node(task: RunTask, options: NodeOptions) -> Iterator[object]
     """Run one attempt here; yield :class:`NodeStarted`, then :class:`NodeOutcome`."""
     node_id, gpu_ids = _ray_context()
     in_place = _sees_marker(options)
+    if options.require_shared and not in_place:
+        raise RuntimeError(
+            f"executor.shared_results_dir: node {socket.gethostname()} does not see the results "
+            f"directory at {options.shared_marker}; mount it there or set it to false"
+        )
     node_task = task
     staging: Path | None = None
     if not in_place:
@@ -179,11 +189,17 @@ def run_attempt_on_node(task: RunTask, options: NodeOptions) -> Iterator[object]
     box: list[AttemptResult | BaseException] = []
     stop_path = stop_file(task.run_id, task.attempt)
     devices = NodeDevices(options.meter_config)
+    # Detached: Ray kills a worker's child processes when it ends the worker.
+    reaper = GroupReaper(detached=True)
+    reaper.start()
+    ended_here = False
     try:
         # Subreaper: daemons an attempt leaves behind come to this worker, not init.
-        with GroupReaper() as reaper, child_subreaper():
+        with child_subreaper():
 
             def attempt() -> None:
+                # Ray workers block SIGINT; the training process must not inherit that.
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
                 try:
                     box.append(execute(node_task, devices, stop=stop, tracker=reaper))
                 except BaseException as e:  # handed to the task thread, raised there
@@ -199,7 +215,14 @@ def run_attempt_on_node(task: RunTask, options: NodeOptions) -> Iterator[object]
             except KeyboardInterrupt:
                 stop.set()  # Ray's cancel: stop the process group, keep the measurement
                 worker.join()
+            except BaseException:
+                stop.set()  # Ray is ending this worker (SystemExit): the watchdog finishes
+                raise
+            ended_here = True
     finally:
+        # Unless the attempt ended here, the watchdog kills every group still registered
+        # (SIGTERM, grace, SIGKILL), even after this worker process is gone.
+        reaper.close(kill_tracked=not ended_here)
         devices.close()
         stop_path.unlink(missing_ok=True)
     outcome = box[0]

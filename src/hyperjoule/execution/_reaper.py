@@ -32,13 +32,19 @@ class GroupReaper:
 
     Use as a context manager around a study; :meth:`track` each training process group
     when it starts and :meth:`untrack` it once it was reaped.
+
+    Args:
+        detached: Start the watchdog as a grandchild that is not this process's child.
+            Ray kills the child processes of a worker it ends (a dead driver, a forced
+            cancel), which would take a child watchdog with it before it could act.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, detached: bool = False) -> None:
         self._proc: subprocess.Popen[str] | None = None
         # Concurrent attempts (--jobs) report groups from their own threads: one line
         # must never interleave with another in the pipe.
         self._lock = threading.Lock()
+        self._detached = detached
 
     def __enter__(self) -> GroupReaper:
         self.start()
@@ -56,14 +62,16 @@ class GroupReaper:
         """Start the watchdog (its own session, so terminal signals do not reach it)."""
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-S", str(_SCRIPT)],
+                [sys.executable, "-S", str(_SCRIPT), *(["--detach"] if self._detached else [])],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 text=True,
                 start_new_session=True,
             )
-        except OSError as e:
+            if self._detached:
+                self._proc.wait(timeout=30)  # the launcher forks the watchdog and exits
+        except (OSError, subprocess.TimeoutExpired) as e:
             # Runs still stop on timeout and Ctrl-C; only a SIGKILLed runner could orphan.
             logger.warning("cannot start the orphan watchdog (%s); continuing without it", e)
             self._proc = None
@@ -106,14 +114,19 @@ class GroupReaper:
         """The runner restored the setting ``key`` itself."""
         self._send(f"~{key}")
 
-    def close(self) -> None:
-        """Stop the watchdog without killing anything."""
+    def close(self, *, kill_tracked: bool = False) -> None:
+        """Stop the watchdog without killing anything.
+
+        With ``kill_tracked`` the watchdog instead kills every group still registered (and
+        restores settings), as when the runner dies.
+        """
         proc, self._proc = self._proc, None
         if proc is None:
             return
         with contextlib.suppress(BrokenPipeError, OSError):
             assert proc.stdin is not None
-            proc.stdin.write("exit\n")
+            if not kill_tracked:
+                proc.stdin.write("exit\n")
             proc.stdin.close()
         try:
             proc.wait(timeout=5)

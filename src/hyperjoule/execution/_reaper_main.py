@@ -140,4 +140,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if "--detach" in sys.argv[1:] and os.fork() > 0:
+        # The launcher exits at once: the watchdog (the forked child, holding the same
+        # stdin pipe) is then nobody's child that a killer of the runner's children sees.
+        os._exit(0)
     sys.exit(main())
