@@ -195,10 +195,13 @@ class LiveConsole:
         """A run's first attempt starts: a live line, or one printed line when piped."""
         self._started += 1
         self._total = max(self._total, total)
-        self._flights[run_id] = _Flight(index, spec, run_id, time.monotonic())
+        # The refresh thread reads these while events arrive: replaced, never mutated.
+        self._flights = {**self._flights, run_id: _Flight(index, spec, run_id, time.monotonic())}
         self._parallel = max(self._parallel, len(self._flights))
         if spec in self._todo:
-            self._todo.remove(spec)
+            todo = list(self._todo)
+            todo.remove(spec)
+            self._todo = todo
         elif self._trials:
             key = (spec.target, spec.model)
             self._trials = [
@@ -228,7 +231,9 @@ class LiveConsole:
 
     def run_finished(self, index: int, total: int, record: RunRecord) -> None:
         """Print the run's permanent line (with the ETA), drop its live line."""
-        flight = self._flights.pop(record.run_id, None)
+        flights = dict(self._flights)
+        flight = flights.pop(record.run_id, None)
+        self._flights = flights
         self._finished += 1
         self._durations.add(record)
         eta = self.eta_text()
@@ -244,17 +249,18 @@ class LiveConsole:
         """Seconds until the study ends, from recorded durations; None when unknown."""
         now = time.monotonic()
         work_s = 0.0
-        for flight in self._flights.values():
+        flights, todo, trials = self._flights, self._todo, self._trials
+        for flight in flights.values():
             median = self._durations.median((flight.spec.target, flight.spec.model))
             if median is None:
                 return None
             work_s += max(median - (now - flight.started), 0.0)
-        for spec in self._todo:
+        for spec in todo:
             median = self._durations.median((spec.target, spec.model))
             if median is None:
                 return None
             work_s += median + spec.cooldown_s
-        for key, left, cooldown_s in self._trials:
+        for key, left, cooldown_s in trials:
             median = self._durations.median(key)
             if median is None:
                 return None
@@ -283,7 +289,7 @@ class LiveConsole:
             overflow="ellipsis",
         )
         lines: list[Text] = [head]
-        for flight in sorted(self._flights.values(), key=lambda f: f.index):
+        for flight in sorted(self._flights.values(), key=lambda f: f.index):  # a snapshot
             spec = flight.spec
             retries = f"/{spec.max_retries + 1}" if spec.max_retries else ""
             text = Text(no_wrap=True, overflow="ellipsis")
