@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import random
 import signal
@@ -516,6 +517,17 @@ def test_sigkill_mid_attempt_keeps_its_checkpointed_duration_and_energy(
         assert len(killed) == jobs
         for record in killed:
             _assert_checkpointed(record, killed_after_s)
+            # Its files too: run.json and the killed session's summary.csv row.
+            on_disk = json.loads((Path(record.run_dir or "") / "run.json").read_text())
+            assert on_disk["status"] == "interrupted" and on_disk["energy"]["partial"] is True
+            summary = Path(record.run_dir or "").parent / "summary.csv"
+            with open(summary, newline="") as f:
+                rows = {r["run_id"]: r for r in csv.DictReader(f)}
+            row = rows[record.run_id]
+            assert row["status"] == "interrupted"
+            assert float(row["energy_attempts_total_joules"]) == pytest.approx(
+                record.energy.total_j
+            )
     finally:
         for pid in lab.training_pids():
             with contextlib.suppress(ProcessLookupError):

@@ -38,7 +38,7 @@ def test_stale_run_keeps_the_last_checkpoint_labelled_partial(tmp_path: Path) ->
         store.checkpoint_run("r1", _checkpoint(1, 2.0, 20.0))
         store.checkpoint_run("r1", _checkpoint(1, 4.0, 40.0))  # the latest one counts
         store.insert_run(_running("r2"))  # killed before its first checkpoint
-        assert store.mark_stale_running("s") == 2
+        assert len(store.mark_stale_running("s")) == 2
         with_cp, without = store.get_run("r1"), store.get_run("r2")
     assert with_cp is not None and without is not None
     assert with_cp.status is RunStatus.INTERRUPTED and with_cp.attempts == 1

@@ -373,13 +373,13 @@ def test_mark_stale_running(store: ResultsStore) -> None:
     )
     store.insert_run(make_record("r2", session=session, status=RunStatus.SUCCEEDED))
     store.insert_run(make_record("r3", study="other", status=RunStatus.RUNNING))
-    assert store.mark_stale_running("st") == 1
+    assert len(store.mark_stale_running("st")) == 1
     stale = store.get_run("r1")
     assert stale is not None and stale.status is RunStatus.INTERRUPTED
     assert stale.error == "runner stopped before the run finished"
     assert store.get_run("r2").status is RunStatus.SUCCEEDED  # type: ignore[union-attr]
     assert store.get_run("r3").status is RunStatus.RUNNING  # type: ignore[union-attr]
-    assert store.mark_stale_running("st") == 0
+    assert store.mark_stale_running("st") == []
     assert store.finished_slots("st") == {("e0-0", "k0")}  # r1's slot will run again
     conn = sqlite3.connect(store.path)
     row = conn.execute("SELECT status FROM runs WHERE run_id='r1'").fetchone()

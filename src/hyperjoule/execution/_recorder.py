@@ -9,6 +9,8 @@ no attempt), and the final record written everywhere before the slot counts as d
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ from hyperjoule.storage import (
     write_run_json,
 )
 
-__all__ = ["Recorder", "carbon_of"]
+__all__ = ["Recorder", "carbon_of", "file_interrupted"]
 
 logger = logging.getLogger(__name__)
 
@@ -210,3 +212,30 @@ class Recorder:
                 + "; ".join(failures)
                 + "; the study stopped; free space or fix permissions, then run it again"
             )
+
+
+def file_interrupted(
+    loaded: LoadedStudy, store: ResultsStore, results_dir: Path, records: list[RunRecord]
+) -> None:
+    """Give runs a killed runner left behind their ``run.json`` and ``summary.csv`` row.
+
+    ``records`` are the runs :meth:`ResultsStore.mark_stale_running` just turned
+    ``interrupted`` (with their last checkpoint's figures): the killed runner never wrote
+    their files, so the run directory and the session's summary would miss runs whose
+    energy was spent. A failure here is logged: the database already holds the record.
+    """
+    for record in records:
+        record.carbon = carbon_of(record, loaded.study.carbon)
+        summary = SummaryCsv(session_dir(results_dir, loaded.name, record.session) / "summary.csv")
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("summary.csv", partial(summary.append, record))
+        ]
+        if record.carbon is not None:
+            steps.insert(0, ("database", partial(store.update_run, record)))
+        if record.run_dir and Path(record.run_dir).is_dir():
+            steps.append(("run.json", partial(write_run_json, Path(record.run_dir), record)))
+        for what, step in steps:
+            try:
+                step()
+            except (StorageError, OSError) as e:
+                logger.warning("run %s: cannot write %s: %s", record.run_id, what, e)

@@ -37,7 +37,7 @@ from hyperjoule.execution._plan_state import PlanState, load_plan_state
 from hyperjoule.execution._power import POWER_KNOB, GpuPowerLimits
 from hyperjoule.execution._proctree import child_subreaper
 from hyperjoule.execution._reaper import GroupReaper
-from hyperjoule.execution._recorder import Recorder
+from hyperjoule.execution._recorder import Recorder, file_interrupted
 from hyperjoule.execution._search_loop import SearchRuns
 from hyperjoule.execution._system import CPU_SYSFS_ROOT, SystemKnobs
 from hyperjoule.meters import (
@@ -201,7 +201,10 @@ def run_study(
         refuse_live_sessions(store, loaded.name)
         stale = store.mark_stale_running(loaded.name)
         if stale:
-            logger.warning("%d run(s) left running by an earlier session marked interrupted", stale)
+            file_interrupted(loaded, store, results_dir, stale)
+            logger.warning(
+                "%d run(s) left running by an earlier session marked interrupted", len(stale)
+            )
         state = load_plan_state(loaded, store, save=True, rerun=rerun)
         if not state.runs_left:
             # Nothing left: no empty session, no empty summary.csv.

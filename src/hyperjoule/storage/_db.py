@@ -397,7 +397,7 @@ class ResultsStore:
                 (json.dumps(checkpoint.to_dict()), run_id, RunStatus.RUNNING.value),
             )
 
-    def mark_stale_running(self, study: str) -> int:
+    def mark_stale_running(self, study: str) -> list[RunRecord]:
         """Turn runs of ``study`` left ``running`` by a killed runner into ``interrupted``.
 
         A run with a checkpoint keeps the duration, CPU time and (partial) energy of its
@@ -406,8 +406,10 @@ class ResultsStore:
         on the study.
 
         Returns:
-            The number of runs changed.
+            The records changed, as stored now (their ``run.json`` and ``summary.csv``
+            row are the caller's to write: the runner that would have was killed).
         """
+        changed: list[RunRecord] = []
         with self._transaction(f"mark stale runs of study {study!r}") as conn:
             rows = conn.execute(
                 "SELECT run_id, record_json FROM runs WHERE study = ? AND status = ?",
@@ -437,12 +439,13 @@ class ResultsStore:
                         run_id,
                     ),
                 )
+                changed.append(record)
             conn.execute(
                 "UPDATE sessions SET status = 'interrupted' "
                 "WHERE study = ? AND status = 'running' AND ended_at IS NULL",
                 (study,),
             )
-        return len(rows)
+        return changed
 
     def studies(self) -> list[str]:
         """Return the names of every study with a plan, a session or a run, sorted."""
