@@ -119,7 +119,7 @@ def script_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     before = set(sys.modules)
     yield importlib.import_module("_common")
     for name in set(sys.modules) - before:
-        if name in ("_common", "_output", *TARGETS):
+        if name in ("_common", "_output", "_train", *TARGETS):
             del sys.modules[name]
 
 

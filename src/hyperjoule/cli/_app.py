@@ -12,9 +12,10 @@ from typing import Annotated, Any
 
 import typer
 
+from hyperjoule.cli._options import debug_enabled, set_debug
 from hyperjoule.errors import HyperjouleError
 
-__all__ = ["app", "debug_enabled", "main", "package_version"]
+__all__ = ["app", "main", "package_version"]
 
 logger = logging.getLogger("hyperjoule")
 
@@ -26,13 +27,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-
-_DEBUG = {"on": False}
-
-
-def debug_enabled() -> bool:
-    """Whether ``--debug`` was given (tracebacks and debug logs wanted)."""
-    return _DEBUG["on"]
 
 
 def package_version() -> str:
@@ -65,7 +59,7 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    _DEBUG["on"] = debug
+    set_debug(debug)
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("hyperjoule: %(levelname)s: %(message)s"))
@@ -94,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result: Any = app(args=args, prog_name="hyperjoule", standalone_mode=False)
     except HyperjouleError as e:
-        if _DEBUG["on"] or "--debug" in args:
+        if debug_enabled() or "--debug" in args:
             logger.exception("error")
         message = " ".join(str(e).split("\n"))
         sys.stderr.write(f"hyperjoule: error: {message}\n")

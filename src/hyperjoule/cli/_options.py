@@ -1,4 +1,7 @@
-"""Options shared by several commands, defined once so their flags and help agree."""
+"""Options shared by several commands, defined once so their flags and help agree.
+
+Also the state of the global ``--debug`` flag, which every command may consult.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,27 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["ResultsDir", "RerunOption", "StudyFile", "StudyOption"]
+__all__ = [
+    "RerunOption",
+    "ResultsDir",
+    "StudyFile",
+    "StudyOption",
+    "debug_enabled",
+    "set_debug",
+]
+
+_DEBUG = {"on": False}
+
+
+def debug_enabled() -> bool:
+    """Whether ``--debug`` was given (tracebacks and debug logs wanted)."""
+    return _DEBUG["on"]
+
+
+def set_debug(on: bool) -> None:
+    """Record whether ``--debug`` was given."""
+    _DEBUG["on"] = on
+
 
 ResultsDir = Annotated[
     Path, typer.Option("--results-dir", help="Results directory (database and run records).")

@@ -16,7 +16,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
-from hyperjoule.cli._options import ResultsDir, StudyOption
+from hyperjoule.cli._options import ResultsDir, StudyOption, debug_enabled
 from hyperjoule.errors import HyperjouleError
 
 __all__ = ["ExportFormat", "register"]
@@ -51,8 +51,6 @@ def one_line_failures(command: Callable[P, R]) -> Callable[P, R]:
         except (HyperjouleError, typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as e:
-            from hyperjoule.cli._app import debug_enabled
-
             if debug_enabled():
                 logger.exception("%s failed", command.__name__)
             text = " ".join(str(e).split()) or "no message"

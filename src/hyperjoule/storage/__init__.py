@@ -38,9 +38,9 @@ from hyperjoule.storage._query import (
 from hyperjoule.storage._schema import DB_FILENAME, MIGRATIONS, SCHEMA_VERSION
 from hyperjoule.storage._summary import (
     ENERGY_COLUMNS,
-    LEADING_COLUMNS,
     OUR_COLUMNS,
     SUMMARY_BASE_COLUMNS,
+    SUMMARY_LEADING_COLUMNS,
     SummaryCsv,
     flat_row,
     summary_columns,
@@ -50,7 +50,7 @@ __all__ = [
     "refuse_results_file",
     "DB_FILENAME",
     "ENERGY_COLUMNS",
-    "LEADING_COLUMNS",
+    "SUMMARY_LEADING_COLUMNS",
     "LOCK_FILENAME",
     "MIGRATIONS",
     "OUR_COLUMNS",

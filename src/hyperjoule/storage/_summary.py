@@ -1,6 +1,6 @@
 """``summary.csv``: one flat row per run, in the column order of the lab's earlier workflow.
 
-Columns: :data:`LEADING_COLUMNS`, then ``hyperparam_<name>`` and ``perf_<metric>`` columns
+Columns: :data:`SUMMARY_LEADING_COLUMNS`, then ``hyperparam_<name>`` and ``perf_<metric>`` columns
 (each group sorted by name), then :data:`ENERGY_COLUMNS`, then hyperjoule's own
 :data:`OUR_COLUMNS`. An unmeasured figure is an empty cell, never ``0``.
 """
@@ -23,7 +23,7 @@ from hyperjoule.storage._layout import atomic_write_text
 __all__ = [
     "ENERGY_COLUMNS",
     "HYPERPARAM_PREFIX",
-    "LEADING_COLUMNS",
+    "SUMMARY_LEADING_COLUMNS",
     "OUR_COLUMNS",
     "PERF_PREFIX",
     "SUMMARY_BASE_COLUMNS",
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 HYPERPARAM_PREFIX = "hyperparam_"
 PERF_PREFIX = "perf_"
 
-LEADING_COLUMNS = (
+SUMMARY_LEADING_COLUMNS = (
     "experiment_id",
     "timestamp",
     "repository",
@@ -97,7 +97,7 @@ OUR_COLUMNS = (
 )
 """hyperjoule's own columns, last, so the lab's column positions stay as they were."""
 
-SUMMARY_BASE_COLUMNS = (*LEADING_COLUMNS, *ENERGY_COLUMNS, *OUR_COLUMNS)
+SUMMARY_BASE_COLUMNS = (*SUMMARY_LEADING_COLUMNS, *ENERGY_COLUMNS, *OUR_COLUMNS)
 """Every fixed column in order; the dynamic ones go between leading and energy columns."""
 
 
@@ -214,7 +214,7 @@ def _order(columns: Iterable[str]) -> list[str]:
     perf = sorted(c for c in names if c.startswith(PERF_PREFIX) and c not in base)
     known = base | set(hyper) | set(perf)
     extra = [c for c in names if c not in known]
-    return [*LEADING_COLUMNS, *hyper, *perf, *ENERGY_COLUMNS, *OUR_COLUMNS, *extra]
+    return [*SUMMARY_LEADING_COLUMNS, *hyper, *perf, *ENERGY_COLUMNS, *OUR_COLUMNS, *extra]
 
 
 def summary_columns(records: Iterable[RunRecord]) -> list[str]:
@@ -280,7 +280,7 @@ class SummaryCsv:
         header = next(csv.reader(io.StringIO(data.decode("utf-8", errors="replace"))), None)
         if not header:
             return None
-        missing = [c for c in LEADING_COLUMNS if c not in header]
+        missing = [c for c in SUMMARY_LEADING_COLUMNS if c not in header]
         if missing:
             raise StorageError(
                 f"{self.path}: not a hyperjoule summary (header lacks {', '.join(missing)}); "

@@ -20,18 +20,14 @@ import math
 import os
 import platform
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-
-if TYPE_CHECKING:
-    from _output import RunOutput
 
 EXAMPLES_VERSION = "1.0"
 """Version of the bundled examples as a whole; bump when any script's behaviour changes."""
@@ -328,38 +324,3 @@ def evaluate_classifier(model: nn.Module, data: Digits) -> tuple[float, float]:
     # Counted exactly, so 412 of 450 reads 0.915555..., not a float32 rounding of it.
     accuracy = (logits.argmax(dim=1) == data.y_test).sum().item() / len(data.y_test)
     return loss, accuracy
-
-
-def train_classifier(
-    model: nn.Module,
-    data: Digits,
-    args: argparse.Namespace,
-    device: torch.device,
-    output: RunOutput,
-) -> None:
-    """Train ``model`` with cross-entropy, evaluating and recording after every epoch."""
-    optimizer = make_optimizer(model.parameters(), args)
-    output.write_config(
-        model=describe_model(args.model, model),
-        loss="cross-entropy (mean over the batch); test_loss is the same on the test set",
-        optimizer=describe_optimizer(optimizer),
-        scheduler=None,
-    )
-    generator = torch.Generator().manual_seed(args.seed)
-    n_train = len(data.y_train)
-    for epoch in range(1, args.epochs + 1):
-        start = time.perf_counter()
-        model.train()
-        total = torch.zeros((), device=device)
-        for idx in shuffled_batches(n_train, args.batch_size, generator):
-            idx = idx.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(idx)
-        train_loss = total.item() / n_train
-        test_loss, accuracy = evaluate_classifier(model, data)
-        synchronize(device)
-        output.record_epoch(epoch, train_loss, test_loss, accuracy, time.perf_counter() - start)
-    output.finish()

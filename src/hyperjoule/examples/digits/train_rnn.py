@@ -18,9 +18,9 @@ from _common import (
     IMAGE_SIDE,
     NUM_CLASSES,
     build_parser,
-    train_classifier,
 )
 from _output import run_script
+from _train import train_classifier
 from torch import nn
 
 SCRIPT_VERSION = "1.0"

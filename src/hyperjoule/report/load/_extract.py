@@ -13,7 +13,12 @@ from typing import Any
 
 from hyperjoule.errors import StorageError
 from hyperjoule.records import ENERGY_COMPONENTS
-from hyperjoule.report.load._schema import CARBON_COLUMNS, LEADING_COLUMNS, POWER_COLUMNS
+from hyperjoule.report.load._schema import (
+    ATTEMPT_FIELDS,
+    CARBON_COLUMNS,
+    LEADING_COLUMNS,
+    POWER_COLUMNS,
+)
 from hyperjoule.storage import attempt_values, no_gc, read_record_values, stored_studies
 
 __all__ = [
@@ -43,17 +48,6 @@ RECORD_PATHS: tuple[str, ...] = (
     *(f"$.carbon.{c.removeprefix('carbon_')}" for c in CARBON_COLUMNS),
 )
 """What is read from every record, in this order."""
-
-ATTEMPT_FIELDS = (
-    "attempt",
-    "status",
-    "exit_code",
-    "duration_s",
-    "cpu_time_s",
-    "energy_total_j",
-    "energy_method",
-)
-"""What is read from every entry of a record's ``attempt_log``, in this order."""
 
 Extracted = tuple[list[list[Any]], list[list[list[Any]]]]
 """Per run its :data:`RECORD_PATHS` values, and per run its attempts' values."""

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ATTEMPT_COLUMNS",
+    "ATTEMPT_FIELDS",
     "BACKGROUND_COLUMNS",
     "BOOL_COLUMNS",
     "CARBON_COLUMNS",
@@ -105,13 +106,7 @@ TRAILING_COLUMNS = (
 )
 """Columns after the ``hp_*`` and ``metric_*`` ones."""
 
-ATTEMPT_COLUMNS = (
-    "run_id",
-    "study",
-    "target",
-    "model",
-    "mode",
-    "run_status",
+ATTEMPT_FIELDS = (
     "attempt",
     "status",
     "exit_code",
@@ -120,6 +115,9 @@ ATTEMPT_COLUMNS = (
     "energy_total_j",
     "energy_method",
 )
+"""What is read from every entry of a record's ``attempt_log``, in this order."""
+
+ATTEMPT_COLUMNS = ("run_id", "study", "target", "model", "mode", "run_status", *ATTEMPT_FIELDS)
 """Columns of ``load_attempts``: one row per attempt of every run (retries included)."""
 
 INT_COLUMNS = frozenset(
