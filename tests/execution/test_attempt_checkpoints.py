@@ -8,7 +8,7 @@ import pytest
 
 from hyperjoule.devices import NodeDevices
 from hyperjoule.execution._attempt import execute
-from hyperjoule.execution._checkpoint import CHECKPOINT_PERIOD_S
+from hyperjoule.execution._checkpoint import CHECKPOINT_PERIOD_S, FIRST_CHECKPOINT_S
 from hyperjoule.meters import EstimateMeter, FakeMeter
 from hyperjoule.storage import AttemptCheckpoint
 from hyperjoule.testing.executors import make_task
@@ -22,9 +22,12 @@ def test_running_attempt_reports_duration_and_energy_so_far(tmp_path: Path) -> N
     result = execute(task, devices, on_checkpoint=seen.append)
     devices.close()
     assert result.status.value == "succeeded"
-    assert len(seen) >= 2
-    first, last = seen[0], seen[-1]
-    assert first.attempt == 1 and first.duration_s == pytest.approx(CHECKPOINT_PERIOD_S, abs=0.5)
+    assert len(seen) >= 3
+    first, second, last = seen[0], seen[1], seen[-1]
+    # The first soon after the start (an attempt killed early is still known), then
+    # one every period.
+    assert first.attempt == 1 and first.duration_s == pytest.approx(FIRST_CHECKPOINT_S, abs=0.4)
+    assert second.duration_s - first.duration_s == pytest.approx(CHECKPOINT_PERIOD_S, abs=0.5)
     assert last.duration_s > first.duration_s and last.duration_s < result.duration_s
     assert all(c.energy.partial for c in seen)
     for checkpoint in seen:

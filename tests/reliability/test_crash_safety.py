@@ -582,3 +582,30 @@ def test_daemons_with_two_runs_in_flight_are_each_reported_by_their_own_run(
         for pid in lab.training_pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_sigkill_in_the_first_second_of_an_attempt_still_counts_the_attempt(
+    tmp_path: Path,
+) -> None:
+    lab = Lab(tmp_path / "lab", runs=1, seconds=60.0)
+    study = lab.study()
+    proc = lab.start(study)
+    try:
+        _wait_for(lambda: _checkpointed_s(lab) > 0)  # the first checkpoint, ~0.5 s in
+        _kill(proc)
+        _assert_no_orphans(lab)
+        targets = yaml.safe_load((lab.root / "targets.yaml").read_text())
+        targets["targets"]["job"]["hyperparameters"]["seconds"]["default"] = 0.05
+        (lab.root / "targets.yaml").write_text(yaml.safe_dump(targets))
+        rerun = lab.start(study)
+        _, err = rerun.communicate(timeout=60)
+        assert rerun.returncode == 0, err.decode()
+        with ResultsStore(lab.results, create=False) as store:
+            (killed,) = [r for r in store.iter_runs(study="crash") if not r.status.finished]
+        assert killed.status is RunStatus.INTERRUPTED and killed.attempts == 1
+        assert killed.duration_s is not None and 0 < killed.duration_s < 2.0
+        assert killed.energy.partial is True and len(killed.attempt_log) == 1
+    finally:
+        for pid in lab.training_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

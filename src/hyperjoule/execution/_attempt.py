@@ -21,6 +21,7 @@ from hyperjoule.devices import EnergyWindow, NodeDevices
 from hyperjoule.execution._background import BackgroundJob, BackgroundSet
 from hyperjoule.execution._checkpoint import (
     CHECKPOINT_PERIOD_S,
+    FIRST_CHECKPOINT_S,
     AttemptCheckpointer,
     CheckpointSink,
 )
@@ -165,6 +166,7 @@ def execute(
                     else None
                 ),
                 progress_every_s=CHECKPOINT_PERIOD_S,
+                first_progress_s=FIRST_CHECKPOINT_S,
                 should_stop=watch.should_stop if watch is not None else None,
             )
         except BaseException:

@@ -8,12 +8,21 @@ from collections.abc import Callable
 from hyperjoule.meters import MeterReading, RunUsage, merge_readings
 from hyperjoule.storage import AttemptCheckpoint, utc_timestamp
 
-__all__ = ["CHECKPOINT_PERIOD_S", "AttemptCheckpointer", "CheckpointSink"]
+__all__ = [
+    "CHECKPOINT_PERIOD_S",
+    "FIRST_CHECKPOINT_S",
+    "AttemptCheckpointer",
+    "CheckpointSink",
+]
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PERIOD_S = 2.0
 """How often a running attempt's duration, CPU time and energy so far are stored."""
+
+FIRST_CHECKPOINT_S = 0.5
+"""When an attempt's first checkpoint is stored: a runner killed in an attempt's first
+seconds still leaves the attempt (its start, duration and CPU time) in the record."""
 
 CheckpointSink = Callable[[AttemptCheckpoint], None]
 """Stores a checkpoint (the coordinator's database writer)."""

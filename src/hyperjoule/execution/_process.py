@@ -143,6 +143,7 @@ def run_process(
     run_token: str | None = None,
     on_progress: Callable[[float, float | None], None] | None = None,
     progress_every_s: float = 5.0,
+    first_progress_s: float | None = None,
 ) -> ProcessResult:
     """Run ``argv`` in its own process group with output streamed to ``log_path``.
 
@@ -164,6 +165,8 @@ def run_process(
             duration so far and the CPU time so far of its processes (seconds; None when
             unknown), so a caller can checkpoint what a killed runner would lose.
         progress_every_s: Period of ``on_progress``, in seconds.
+        first_progress_s: When the first ``on_progress`` comes (default: one period),
+            so a short-lived attempt is known to have run.
 
     Returns:
         The outcome. A program that cannot be started is reported as exit code 127
@@ -198,7 +201,7 @@ def run_process(
             return ProcessResult(127, None, False, False, 0.0, None, None, log_path)
         if on_start is not None:
             on_start(proc.pid)
-        next_progress = start + progress_every_s
+        next_progress = start + (progress_every_s if first_progress_s is None else first_progress_s)
         timed_out = interrupted = stopped_early = False
         status: int | None = None
         rusage = None
