@@ -14,12 +14,16 @@ from collections.abc import Mapping
 from hyperjoule.config._targets import Hyperparameter
 from hyperjoule.records import HyperValue
 
-__all__ = ["canonical_key", "coerce_value", "format_value"]
+__all__ = ["as_finite_float", "canonical_key", "coerce_value", "format_value"]
 
 _FLOAT_DIGITS = 12  # beyond this, two floats count as the same configuration
 
 
-def _as_float(value: object) -> float:
+def as_finite_float(value: object) -> float:
+    """A finite float from a number or its text; ``ValueError`` (naming it) otherwise.
+
+    Booleans are refused: ``True`` is not the number 1 in a config or a results file.
+    """
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is a boolean, not a number")
     if isinstance(value, (int, float)):
@@ -43,12 +47,12 @@ def coerce_value(hp: Hyperparameter, value: object) -> HyperValue:
         ValueError: The value cannot be read as that type (message says why).
     """
     if hp.type == "int":
-        number = _as_float(value)
+        number = as_finite_float(value)
         if not number.is_integer():
             raise ValueError(f"{value!r} is not an integer")
         return int(number)
     if hp.type == "float":
-        return float(f"{_as_float(value):.{_FLOAT_DIGITS}g}")
+        return float(f"{as_finite_float(value):.{_FLOAT_DIGITS}g}")
     assert hp.choices is not None  # validated by the schema
     for choice in hp.choices:
         if choice == value and type(choice) is type(value):

@@ -12,7 +12,27 @@ import yaml
 from hyperjoule.config._limits import MAX_NESTING
 from hyperjoule.errors import ConfigError
 
-__all__ = ["ConfigDocument", "read_document"]
+__all__ = ["ConfigDocument", "read_config_text", "read_document"]
+
+
+def read_config_text(path: Path, what: str) -> str:
+    """The text of a file the user named, or one line saying why it cannot be read.
+
+    Args:
+        path: File to read.
+        what: What the file is, for messages ("study file", "legacy results").
+
+    Raises:
+        ConfigError: The file is missing, a directory, unreadable or not UTF-8.
+    """
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, "", f"{what} not found; check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "", f"{what} is a directory; give the file's path") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(path, "", f"cannot read {what}: {e}") from None
 
 
 class ConfigDocument:
@@ -64,14 +84,7 @@ def read_document(path: Path, *, what: str) -> ConfigDocument:
     Raises:
         ConfigError: The file is missing, unreadable or not valid YAML/JSON.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(path, "", f"{what} not found; check the path") from None
-    except IsADirectoryError:
-        raise ConfigError(path, "", f"{what} is a directory; give the file's path") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(path, "", f"cannot read {what}: {e}") from None
+    text = read_config_text(path, what)
 
     _check_nesting(path, text)
     if path.suffix.lower() == ".json":

@@ -19,6 +19,7 @@ from typing import Any
 from hyperjoule.config import SystemSettings
 from hyperjoule.errors import MeterError, PreflightError
 from hyperjoule.execution._reaper import GroupReaper
+from hyperjoule.execution._system import refuse_or_skip
 from hyperjoule.meters._nvml_api import Nvml, NvmlCallError, load_nvml, visible_gpu_indices
 from hyperjoule.records import RunSpec
 
@@ -94,13 +95,7 @@ class GpuPowerLimits:
             self._refuse(f"{POWER_KNOB}: {e}")
 
     def _refuse(self, reason: str) -> None:
-        if not self.settings.continue_without_permission:
-            raise PreflightError(
-                reason + ", or set system.continue_without_permission: true to run without it"
-            )
-        logger.warning("%s; continuing without it as the study allows", reason)
-        if reason not in self.skipped:
-            self.skipped.append(reason)
+        refuse_or_skip(self.settings, self.skipped, reason)
 
     def apply(self, spec: RunSpec, environ: Mapping[str, str]) -> dict[str, Any] | None:
         """Set the run's limit on its GPUs; return what was done (for the record)."""

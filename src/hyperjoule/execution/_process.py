@@ -36,6 +36,7 @@ from hyperjoule.execution._proctree import (
     register_child,
     tree_cpu_time_s,
 )
+from hyperjoule.execution._reaper_main import group_alive
 
 __all__ = ["ProcessResult", "kill_process_group", "run_process"]
 
@@ -101,16 +102,6 @@ def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child between fo
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def kill_process_group(pgid: int, grace_s: float = 5.0) -> None:
     """End every process of a group: SIGTERM, ``grace_s`` to exit, then SIGKILL.
 
@@ -121,7 +112,7 @@ def kill_process_group(pgid: int, grace_s: float = 5.0) -> None:
         os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if not _group_alive(pgid):
+        if not group_alive(pgid):
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
@@ -235,7 +226,7 @@ def run_process(
         duration_s = time.monotonic() - start
         forget_child(proc.pid)
         # Children the script left behind (daemons, detached workers) die with the run.
-        if _group_alive(proc.pid):
+        if group_alive(proc.pid):
             kill_process_group(proc.pid, grace_s=min(grace_s, 1.0))
         left = end_leftovers(proc.pid, token, grace_s=min(grace_s, 1.0), known=known)
         for gone in left.escaped:

@@ -24,7 +24,8 @@ import time
 GRACE_S = 2.0
 
 
-def _alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
+    """Whether process group ``pgid`` still has a member (one we may not signal counts)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -115,7 +116,7 @@ def main() -> int:
     for pid in escaped:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + GRACE_S
-    while time.monotonic() < deadline and any(_alive(p) for p in tracked):
+    while time.monotonic() < deadline and any(group_alive(p) for p in tracked):
         time.sleep(0.05)
     for pgid in tracked:
         try:

@@ -17,11 +17,27 @@ from hyperjoule.config import SystemSettings
 from hyperjoule.errors import PreflightError
 from hyperjoule.execution._reaper import GroupReaper
 
-__all__ = ["CPU_SYSFS_ROOT", "SystemKnobs"]
+__all__ = ["CPU_SYSFS_ROOT", "SystemKnobs", "refuse_or_skip"]
 
 logger = logging.getLogger(__name__)
 
 CPU_SYSFS_ROOT = Path("/sys/devices/system/cpu")
+
+
+def refuse_or_skip(settings: SystemSettings, skipped: list[str], reason: str) -> None:
+    """A machine setting the study asked for cannot be applied: stop, or note it and go on.
+
+    Raises:
+        PreflightError: Unless ``system.continue_without_permission`` is set; then the
+            reason is logged once and added to ``skipped`` (for provenance).
+    """
+    if not settings.continue_without_permission:
+        raise PreflightError(
+            reason + ", or set system.continue_without_permission: true to run without it"
+        )
+    logger.warning("%s; continuing without it as the study allows", reason)
+    if reason not in skipped:
+        skipped.append(reason)
 
 
 class SystemKnobs:
@@ -98,13 +114,7 @@ class SystemKnobs:
         return self
 
     def _refuse(self, reason: str) -> None:
-        if not self.settings.continue_without_permission:
-            raise PreflightError(
-                reason + ", or set system.continue_without_permission: true to run without it"
-            )
-        logger.warning("%s; continuing without it as the study allows", reason)
-        if reason not in self.skipped:
-            self.skipped.append(reason)
+        refuse_or_skip(self.settings, self.skipped, reason)
 
     def restore(self) -> None:
         """Write back every value changed (idempotent)."""

@@ -12,7 +12,7 @@ from hyperjoule.errors import ConfigError
 from hyperjoule.execution._outcome import OOM_PATTERNS
 from hyperjoule.legacy._identity import MergedRun
 from hyperjoule.legacy._registry import DEFAULT_MODEL
-from hyperjoule.legacy._results import LegacyRun
+from hyperjoule.legacy._results import POWER_KEYS, LegacyRun
 from hyperjoule.legacy._typing import ValueTyper
 from hyperjoule.records import (
     EnergyBlock,
@@ -100,18 +100,7 @@ def _energy(run: LegacyRun, mode: str) -> tuple[EnergyBlock, PowerBlock]:
             "cpu_dram": _component(run.energy.get("cpu_dram_j"), "counter", attribution),
         }
     )
-    figures = {
-        key: run.energy.get(key)
-        for key in (
-            "gpu_avg_w",
-            "gpu_max_w",
-            "gpu_min_w",
-            "gpu_temp_avg_c",
-            "gpu_temp_max_c",
-            "gpu_util_avg_pct",
-            "gpu_util_max_pct",
-        )
-    }
+    figures = {key: run.energy.get(key) for key in POWER_KEYS}
     measured = any(v is not None for v in figures.values())
     power = PowerBlock(
         gpu_avg_w=figures["gpu_avg_w"],

@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hyperjoule.config._values import as_finite_float
+from hyperjoule.config._yaml import read_config_text
 from hyperjoule.errors import ConfigError
 
 __all__ = [
@@ -111,14 +113,7 @@ def read_json_value(path: Path, what: str) -> Any:
     Raises:
         ConfigError: The file is missing, unreadable or not JSON.
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(path, "", f"{what} not found; check the path") from None
-    except IsADirectoryError:
-        raise ConfigError(path, "", f"{what} is a directory; give the file's path") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(path, "", f"cannot read {what}: {e}") from None
+    text = read_config_text(Path(path), what)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -164,22 +159,7 @@ def parse_number(value: object) -> float | None:
     Raises:
         ValueError: The value is not a finite number.
     """
-    if is_missing(value):
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is a boolean, not a number")
-    if isinstance(value, (int, float)):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise ValueError(f"{value!r} is not a number") from None
-    else:
-        raise ValueError(f"{value!r} is not a number")
-    if not math.isfinite(number):
-        raise ValueError(f"{value!r} is not a finite number")
-    return number
+    return None if is_missing(value) else as_finite_float(value)
 
 
 def normalise_timestamp(value: str) -> str:

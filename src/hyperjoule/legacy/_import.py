@@ -20,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from hyperjoule.config import Target, TargetsFile
+from hyperjoule.config._yaml import read_config_text
 from hyperjoule.errors import ConfigError
 from hyperjoule.legacy._build import build_record
 from hyperjoule.legacy._formats import LegacyWarning, merge_warnings
@@ -144,12 +145,9 @@ def _discover(sources: Sequence[Path]) -> tuple[list[Path], list[FileReport]]:
 
 def _read_targets(path: Path) -> dict[str, Target]:
     """Read a targets file for its types only: workdirs need not exist on this machine."""
+    text = read_config_text(Path(path), "targets file")
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(path, "", "targets file not found; check the path") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(path, "", f"cannot read targets file: {e}") from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(path, "", f"invalid YAML: {e}") from None
     try:

@@ -33,12 +33,16 @@ from hyperjoule.legacy._formats import (
     text_or_none,
 )
 
-__all__ = ["ENERGY_KEYS", "LegacyRun", "read_csv", "read_experiment_json", "table_problem"]
+__all__ = [
+    "ENERGY_KEYS",
+    "POWER_KEYS",
+    "LegacyRun",
+    "read_csv",
+    "read_experiment_json",
+    "table_problem",
+]
 
-ENERGY_KEYS = (
-    "gpu_j",
-    "cpu_pkg_j",
-    "cpu_dram_j",
+POWER_KEYS = (
     "gpu_avg_w",
     "gpu_max_w",
     "gpu_min_w",
@@ -47,6 +51,9 @@ ENERGY_KEYS = (
     "gpu_util_avg_pct",
     "gpu_util_max_pct",
 )
+"""Normalised names of the old power, temperature and utilisation figures."""
+
+ENERGY_KEYS = ("gpu_j", "cpu_pkg_j", "cpu_dram_j", *POWER_KEYS)
 """Normalised names of the old energy and power figures."""
 
 _JSON_ENERGY = {
