@@ -333,3 +333,19 @@ def test_jobs_2_keeps_two_trials_in_flight(tmp_path: Path) -> None:
     assert all(sum(1 for s, e in spans if s <= moment < e) <= 2 for moment, _ in spans), (
         "more than two trials at once"
     )
+
+
+def test_search_keeps_trials_in_flight_with_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = SearchProject(tmp_path)
+    study = project.write_study([search_experiment(sampler="tpe", trials=4)])
+    assert main(["run", str(study), "--results-dir", str(project.results), "--jobs", "2"]) == 0
+    assert "search experiments.0: 4/4 trials" in capsys.readouterr().out
+    records = _records(project)
+    assert sorted(r.slot_id for r in records) == [f"e0-t{n}" for n in range(1, 5)]
+    assert len({r.dedup_key for r in records}) == 4  # trials in flight never repeat
+    assert all(r.status is RunStatus.SUCCEEDED for r in records)
+    # Trials overlapped: a later trial started before an earlier one was recorded.
+    spans = sorted((r.started_at or "", r.ended_at or "") for r in records)
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
