@@ -8,6 +8,7 @@ A :class:`RunSpec` is one fully resolved planned run (what to execute); a
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal, cast
@@ -17,6 +18,7 @@ from hyperjoule.carbon import CarbonEstimate
 __all__ = [
     "ATTRIBUTIONS",
     "DEFAULT_RETRY_ON",
+    "AttemptEntry",
     "AttemptsEnergy",
     "FAILURE_CLASSES",
     "ENERGY_COMPONENTS",
@@ -308,6 +310,106 @@ class PowerBlock:
         return dataclasses.asdict(self)
 
 
+@dataclass
+class AttemptEntry:
+    """One attempt of a run as its record keeps it: an entry of ``attempt_log``.
+
+    Written by the recorder (from an attempt's result), by checkpoints of a killed
+    runner and by the legacy importer; read through :attr:`RunRecord.attempt_entries`.
+    The JSON form is :meth:`to_dict`; entries of older records are read leniently.
+
+    Attributes:
+        attempt: Attempt number, from 1.
+        status: Outcome class of the attempt (a :class:`RunStatus` value).
+        reason: Why it did not succeed, or None.
+        exit_code: Exit status (None when a signal ended it or it never ran).
+        signal: Signal that ended it, or None.
+        started_at: UTC timestamp of its start, when recorded.
+        duration_s: Wall time, in seconds.
+        cpu_time_s: CPU time of its process tree, in seconds.
+        max_rss_bytes: Peak resident set size, in bytes.
+        energy_total_j: Its total energy, in joules (None: not measured).
+        energy_method: The weakest method in that total.
+        log: Its log file, relative to the run directory.
+        partial: Figures up to a checkpoint only (the runner died during it).
+        details: Everything else kept about it (metric sources and problems, energy
+            files, executor, escaped processes, background verdict, import notes).
+    """
+
+    attempt: int
+    status: str
+    reason: str | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    started_at: str | None = None
+    duration_s: float | None = None
+    cpu_time_s: float | None = None
+    max_rss_bytes: int | None = None
+    energy_total_j: float | None = None
+    energy_method: str = "unavailable"
+    log: str | None = None
+    partial: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+    _ALWAYS = (
+        "attempt",
+        "status",
+        "reason",
+        "exit_code",
+        "signal",
+        "duration_s",
+        "cpu_time_s",
+        "energy_total_j",
+        "energy_method",
+    )
+    _WHEN_SET = ("started_at", "max_rss_bytes", "log")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form (an ``attempt_log`` entry)."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in self._ALWAYS}
+        out.update({n: getattr(self, n) for n in self._WHEN_SET if getattr(self, n) is not None})
+        if self.partial:
+            out["partial"] = True
+        out.update(self.details)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AttemptEntry:
+        """Read an entry leniently (older records, imports): odd values become None."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"details"}
+
+        def number(name: str) -> float | None:
+            value = data.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return None
+            return float(value)
+
+        def integer(name: str) -> int | None:
+            value = number(name)
+            return int(value) if value is not None and value.is_integer() else None
+
+        def text(name: str) -> str | None:
+            value = data.get(name)
+            return value if isinstance(value, str) else None
+
+        return cls(
+            attempt=integer("attempt") or 0,
+            status=text("status") or "unknown",
+            reason=text("reason"),
+            exit_code=integer("exit_code"),
+            signal=integer("signal"),
+            started_at=text("started_at"),
+            duration_s=number("duration_s"),
+            cpu_time_s=number("cpu_time_s"),
+            max_rss_bytes=integer("max_rss_bytes"),
+            energy_total_j=number("energy_total_j"),
+            energy_method=text("energy_method") or "unavailable",
+            log=text("log"),
+            partial=data.get("partial") is True,
+            details={k: v for k, v in data.items() if k not in known},
+        )
+
+
 @dataclass(frozen=True)
 class AttemptsEnergy:
     """What every attempt of a run cost together (retries and failures included).
@@ -324,17 +426,18 @@ class AttemptsEnergy:
     unmeasured: int
 
     @classmethod
-    def of(cls, attempts: int, attempt_log: list[dict[str, Any]]) -> AttemptsEnergy:
-        """Add up a record's ``attempt_log``."""
-        measured = [a for a in attempt_log if a.get("energy_total_j") is not None]
+    def of(cls, attempts: int, entries: Sequence[AttemptEntry]) -> AttemptsEnergy:
+        """Add up a record's attempts (:attr:`RunRecord.attempt_entries`)."""
+        measured = [a.energy_total_j for a in entries if a.energy_total_j is not None]
         # An unknown method label ranks as the weakest: never promote a figure.
         ranks = [
-            METHODS.index(m) if m in METHODS else len(METHODS) - 1
-            for m in (a.get("energy_method") for a in measured)
+            METHODS.index(a.energy_method) if a.energy_method in METHODS else len(METHODS) - 1
+            for a in entries
+            if a.energy_total_j is not None
         ]
         method = cast(Method, METHODS[max(ranks)] if ranks else "unavailable")
-        unmeasured = len(attempt_log) - len(measured) + max(attempts - len(attempt_log), 0)
-        total = float(sum(a["energy_total_j"] for a in measured)) if measured else None
+        unmeasured = len(entries) - len(measured) + max(attempts - len(entries), 0)
+        total = float(sum(measured)) if measured else None
         return cls(total, method, unmeasured)
 
 
@@ -380,7 +483,12 @@ class RunRecord:
     @property
     def attempts_energy(self) -> AttemptsEnergy:
         """The energy of every attempt together (``energy.attempts_total_j``)."""
-        return AttemptsEnergy.of(self.attempts, self.attempt_log)
+        return AttemptsEnergy.of(self.attempts, self.attempt_entries)
+
+    @property
+    def attempt_entries(self) -> list[AttemptEntry]:
+        """``attempt_log`` read as typed entries."""
+        return [AttemptEntry.from_dict(a) for a in self.attempt_log if isinstance(a, dict)]
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (``run.json``)."""

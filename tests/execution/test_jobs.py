@@ -8,6 +8,7 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import yaml
 
 from hyperjoule.cli import main
@@ -179,3 +180,25 @@ def test_a_run_ending_leaves_the_daemons_of_another_run_in_flight_alone(tmp_path
             result_b = b.result(timeout=30)
     assert not _alive(daemon)
     assert [e["pid"] for e in result_b.escaped_processes] == [daemon]
+
+
+def test_concurrent_runs_share_a_device_and_count_it_once(tmp_path: Path) -> None:
+    from hyperjoule.config import load_study
+    from hyperjoule.execution import run_study
+    from hyperjoule.meters import FakeMeter
+
+    study = _project(tmp_path, runs=4, seconds=0.8)
+    device = FakeMeter({"cpu_pkg": 50.0})  # one CPU package for every run
+    result = run_study(load_study(study), tmp_path / "results", meters=[device], jobs=2)
+    records = result.records
+    assert len(records) == 4
+    figures = [r.energy.get("cpu_pkg") for r in records]
+    assert any(f.attribution == "apportioned" for f in figures)
+    for f in figures:
+        if f.attribution == "apportioned":
+            assert f.share is not None and 0 <= f.share <= 1 and f.share_basis
+    # The runs' figures add up to what the device used while any run was in flight.
+    device_j = sum(50.0 * usage.duration_s for usage in device.windows)
+    assert sum(f.energy_j or 0.0 for f in figures) == pytest.approx(device_j, rel=1e-9)
+    summary = next((tmp_path / "results").glob("par/*/summary.csv")).read_text()
+    assert "apportioned" in summary

@@ -141,15 +141,16 @@ def spending_line(records: list[RunRecord]) -> str:
     for record in records:
         spent = record.attempts_energy
         unmeasured += spent.unmeasured
-        attempts += max(record.attempts, len(record.attempt_log))
-        for entry in record.attempt_log:
-            energy_j = entry.get("energy_total_j")
-            lost = entry.get("status") != RunStatus.SUCCEEDED.value
+        entries = record.attempt_entries
+        attempts += max(record.attempts, len(entries))
+        for entry in entries:
+            energy_j = entry.energy_total_j
+            lost = entry.status != RunStatus.SUCCEEDED.value
             failed += lost
             if energy_j is not None:
                 total_j += energy_j
                 failed_j += energy_j if lost else 0.0
-                methods.add(str(entry.get("energy_method")))
+                methods.add(entry.energy_method)
     if not methods:
         return f"energy spent by this session: unavailable ({attempts} attempt(s), none measured)"
     missing = f"; {unmeasured} attempt(s) without a figure" if unmeasured else ""

@@ -154,7 +154,7 @@ class Recorder:
         record.power = result.power
         record.command = list(task.argv)
         record.background = result.background.to_dict() if result.background else None
-        record.attempt_log.append(result.log_entry())
+        record.attempt_log.append(result.log_entry().to_dict())
         record.escaped_processes += [
             {**escaped, "attempt": result.attempt} for escaped in result.escaped_processes
         ]

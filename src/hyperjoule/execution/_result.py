@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from hyperjoule.records import EnergyBlock, PowerBlock, RunStatus
+from hyperjoule.records import AttemptEntry, EnergyBlock, PowerBlock, RunStatus
 
 __all__ = ["AttemptResult", "BackgroundReport", "ExecutorInfo"]
 
@@ -150,23 +150,12 @@ class AttemptResult:
     gpu_power_limit: dict[str, Any] | None = None
     intermediate: list[dict[str, float]] | None = None
 
-    def log_entry(self) -> dict[str, Any]:
-        """This attempt's entry in the record's ``attempt_log`` (JSON-ready)."""
-        return {
-            "attempt": self.attempt,
-            "status": self.status.value,
-            "reason": self.reason,
-            "exit_code": self.exit_code if self.signal is None else None,
-            "signal": self.signal,
-            "duration_s": self.duration_s,
-            "cpu_time_s": self.cpu_time_s,
-            "max_rss_bytes": self.max_rss_bytes,
-            "energy_total_j": self.energy.total_j,
-            "energy_method": self.energy.total_method,
+    def log_entry(self) -> AttemptEntry:
+        """This attempt's entry in the record's ``attempt_log``."""
+        details: dict[str, Any] = {
             "metrics_sources": dict(self.metrics_sources),
             "metrics_problems": list(self.metrics_problems),
             "energy_files": sorted(f for f in self.files if f.startswith("energy/")),
-            "log": self.log,
             "background_effective": (
                 self.background.effective if self.background is not None else None
             ),
@@ -175,6 +164,21 @@ class AttemptResult:
             "leftover_cpu_time_s": self.leftover_cpu_time_s,
             "escape_watch": self.escape_watch,
         }
+        return AttemptEntry(
+            attempt=self.attempt,
+            status=self.status.value,
+            reason=self.reason,
+            exit_code=self.exit_code if self.signal is None else None,
+            signal=self.signal,
+            started_at=self.started_at,
+            duration_s=self.duration_s,
+            cpu_time_s=self.cpu_time_s,
+            max_rss_bytes=self.max_rss_bytes,
+            energy_total_j=self.energy.total_j,
+            energy_method=self.energy.total_method,
+            log=self.log or None,
+            details=details,
+        )
 
     @classmethod
     def interrupted(cls, run_id: str, attempt: int, reason: str) -> AttemptResult:

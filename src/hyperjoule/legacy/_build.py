@@ -15,6 +15,7 @@ from hyperjoule.legacy._registry import DEFAULT_MODEL
 from hyperjoule.legacy._results import POWER_KEYS, LegacyRun
 from hyperjoule.legacy._typing import ValueTyper
 from hyperjoule.records import (
+    AttemptEntry,
     EnergyBlock,
     EnergyComponent,
     HyperValue,
@@ -189,15 +190,15 @@ def build_record(
     attempts = (run.retries or 0) + 1
     # The old files hold the final attempt only: that is all the study cost can count.
     attempt_log = [
-        {
-            "attempt": attempts,
-            "status": status.value,
-            "reason": error,
-            "duration_s": run.duration_s,
-            "energy_total_j": energy.total_j,
-            "energy_method": energy.total_method,
-            "note": "the final attempt; earlier attempts " + LEGACY_REASON,
-        }
+        AttemptEntry(
+            attempt=attempts,
+            status=status.value,
+            reason=error,
+            duration_s=run.duration_s,
+            energy_total_j=energy.total_j,
+            energy_method=energy.total_method,
+            details={"note": "the final attempt; earlier attempts " + LEGACY_REASON},
+        ).to_dict()
     ]
     return RunRecord(
         run_id=run_id,

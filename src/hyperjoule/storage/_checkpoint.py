@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hyperjoule.records import EnergyBlock, RunRecord, RunStatus
+from hyperjoule.records import AttemptEntry, EnergyBlock, RunRecord, RunStatus
 
 __all__ = ["AttemptCheckpoint", "apply_checkpoint"]
 
@@ -75,7 +75,7 @@ def apply_checkpoint(record: RunRecord, checkpoint: AttemptCheckpoint, reason: s
     """
     record.status = RunStatus.INTERRUPTED
     record.error = f"{reason}; figures up to the last checkpoint ({checkpoint.at})"
-    if any(a.get("attempt") == checkpoint.attempt for a in record.attempt_log):
+    if any(a.attempt == checkpoint.attempt for a in record.attempt_entries):
         return  # that attempt was recorded whole before the runner died
     record.attempts = checkpoint.attempt
     record.duration_s = checkpoint.duration_s
@@ -83,17 +83,15 @@ def apply_checkpoint(record: RunRecord, checkpoint: AttemptCheckpoint, reason: s
     record.energy = checkpoint.energy
     record.ended_at = checkpoint.at
     record.attempt_log.append(
-        {
-            "attempt": checkpoint.attempt,
-            "status": RunStatus.INTERRUPTED.value,
-            "reason": record.error,
-            "exit_code": None,
-            "signal": None,
-            "started_at": checkpoint.started_at,
-            "duration_s": checkpoint.duration_s,
-            "cpu_time_s": checkpoint.cpu_time_s,
-            "energy_total_j": checkpoint.energy.total_j,
-            "energy_method": checkpoint.energy.total_method,
-            "partial": True,
-        }
+        AttemptEntry(
+            attempt=checkpoint.attempt,
+            status=RunStatus.INTERRUPTED.value,
+            reason=record.error,
+            started_at=checkpoint.started_at,
+            duration_s=checkpoint.duration_s,
+            cpu_time_s=checkpoint.cpu_time_s,
+            energy_total_j=checkpoint.energy.total_j,
+            energy_method=checkpoint.energy.total_method,
+            partial=True,
+        ).to_dict()
     )

@@ -178,11 +178,18 @@ def _carbon_cells(record: RunRecord) -> dict[str, Any]:
 
 
 def _attribution(record: RunRecord) -> str | None:
-    """``combined`` when any measured figure includes other work, else ``exclusive``."""
-    measured = [c for c in record.energy.components.values() if c.energy_j is not None]
+    """The run's attribution: ``combined`` > ``apportioned`` > ``exclusive``.
+
+    ``combined`` when any measured figure includes other work, ``apportioned`` when any
+    is a share of a device that concurrent runs used.
+    """
+    measured = {c.attribution for c in record.energy.components.values() if c.energy_j is not None}
     if not measured:
         return None
-    return "combined" if any(c.attribution == "combined" for c in measured) else "exclusive"
+    for attribution in ("combined", "apportioned"):
+        if attribution in measured:
+            return attribution
+    return "exclusive"
 
 
 def _background_cells(record: RunRecord) -> dict[str, Any]:

@@ -95,8 +95,7 @@ def _spent_j(records: Sequence[RunRecord]) -> float | None:
     total = 0.0
     seen = False
     for r in records:
-        attempts = [a.get("energy_total_j") for a in r.attempt_log]
-        values = [float(v) for v in attempts if isinstance(v, (int, float))]
+        values = [a.energy_total_j for a in r.attempt_entries if a.energy_total_j is not None]
         if not values and r.energy.total_j is not None:
             values = [r.energy.total_j]
         if values:

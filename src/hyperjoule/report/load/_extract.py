@@ -33,7 +33,15 @@ __all__ = [
 
 # The flat leading columns are record fields of the same name; then the nested maps.
 _IDENTITY = (*LEADING_COLUMNS, "hyperparameters", "metrics")
-_COMPONENT_FIELDS = ("energy_j", "net_energy_j", "method", "attribution", "devices", "reason")
+_COMPONENT_FIELDS = (
+    "energy_j",
+    "net_energy_j",
+    "method",
+    "attribution",
+    "share",
+    "devices",
+    "reason",
+)
 
 RECORD_PATHS: tuple[str, ...] = (
     *(f"$.{k}" for k in _IDENTITY),

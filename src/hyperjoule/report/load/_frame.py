@@ -196,6 +196,7 @@ def _run_columns(rows: list[list[Any]]) -> dict[str, list[Any]]:
     for name in sorted({k for m in metrics for k in m}):
         data[METRIC_PREFIX + name] = [m.get(name) for m in metrics]
     combined = [False] * len(rows)
+    apportioned = [False] * len(rows)
     for c in ENERGY_COMPONENTS:
         prefix = f"$.energy.components.{c}."
         energy = col(prefix + "energy_j")
@@ -209,14 +210,18 @@ def _run_columns(rows: list[list[Any]]) -> dict[str, list[Any]]:
         ]
         data[f"energy_{c}_attribution"] = attribution
         combined = [x or a == "combined" for x, a in zip(combined, attribution, strict=True)]
+        apportioned = [
+            x or a == "apportioned" for x, a in zip(apportioned, attribution, strict=True)
+        ]
+        data[f"energy_{c}_share"] = col(prefix + "share")
         data[f"energy_{c}_devices"] = [_joined(d) for d in col(prefix + "devices")]
         data[f"energy_{c}_reason"] = col(prefix + "reason")
     total = col("$.energy.total_j")
     data["energy_total_j"] = total
     data["energy_total_method"] = [m or "unavailable" for m in col("$.energy.total_method")]
     data["energy_total_attribution"] = [
-        None if t is None else "combined" if x else "exclusive"
-        for t, x in zip(total, combined, strict=True)
+        None if t is None else "combined" if x else "apportioned" if y else "exclusive"
+        for t, x, y in zip(total, combined, apportioned, strict=True)
     ]
     for name in POWER_COLUMNS:
         data[name] = col(f"$.power.{name.removeprefix('power_')}")

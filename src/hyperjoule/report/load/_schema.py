@@ -93,6 +93,7 @@ TRAILING_COLUMNS = (
     *NET_ENERGY_COLUMNS,
     *(f"energy_{c}_method" for c in (*ENERGY_COMPONENTS, "total")),
     *(f"energy_{c}_attribution" for c in (*ENERGY_COMPONENTS, "total")),
+    *(f"energy_{c}_share" for c in ENERGY_COMPONENTS),
     *(f"energy_{c}_devices" for c in ENERGY_COMPONENTS),
     *(f"energy_{c}_reason" for c in ENERGY_COMPONENTS),
     *POWER_COLUMNS,
