@@ -1,4 +1,5 @@
-# One entry point for set-up, demo, tests and checks; CI calls `make test`.
+# One entry point for set-up, demo, tests and checks; CI (.ci/run) calls `make check`
+# (lint, typecheck, test).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
