@@ -33,7 +33,11 @@ def set_debug(on: bool) -> None:
 
 
 ResultsDir = Annotated[
-    Path, typer.Option("--results-dir", help="Results directory (database and run records).")
+    Path,
+    typer.Option(
+        "--results-dir",
+        help="Results directory (database and run records), relative to the current directory.",
+    ),
 ]
 StudyFile = Annotated[Path, typer.Argument(help="Study file (YAML or JSON).")]
 StudyOption = Annotated[
