@@ -199,3 +199,32 @@ def test_ctrl_c_during_a_parallel_run_leaves_nothing_running(project: Project) -
     for pid_file in pids.glob("*.pid"):
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_ctrl_c_during_the_background_warm_up_launches_no_foreground(project: Project) -> None:
+    pids = _setup(project)
+    # A warm-up that lasts: the foreground would start only after 20 s.
+    study = project.write_study([_parallel(60.0, warmup_min_s=20, warmup_max_s=30)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hyperjoule", "run", str(study)]
+        + ["--results-dir", str(project.results)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not list(pids.glob("*.pid")):
+            assert time.monotonic() < deadline, "background never started"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err.decode()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    _assert_backgrounds_gone(pids)
+    [record] = _records(project)
+    assert record.status is RunStatus.INTERRUPTED
+    logs = list(project.results.glob("s/*/*/attempt-1.log"))
+    assert all("not started" in log.read_text() for log in logs), [p.read_text() for p in logs]
