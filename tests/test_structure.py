@@ -116,3 +116,15 @@ def test_each_column_list_is_defined_once() -> None:
                 if name.isupper() and name.endswith(("COLUMNS", "FIELDS", "PREFIX")):
                     where[name].append(str(path.relative_to(SRC)))
     assert {k: v for k, v in where.items() if len(v) > 1} == {}
+
+
+def test_only_storage_opens_the_database() -> None:
+    """``storage/`` is the one database boundary: no other module imports sqlite3."""
+    known = {"sqlite3"}
+    outside = [
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if SRC / "storage" not in path.parents
+        and _imports(ast.parse(path.read_text(encoding="utf-8")), "", known)
+    ]
+    assert outside == []

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from hyperjoule.report.render import _figure_draw as _figures
+from hyperjoule.report.render import _figure_draw
 
 __all__ = [
     "JOBS",
@@ -52,7 +52,7 @@ POOL_MIN_FIGURES = 10
 _Job = tuple[str, dict[str, Any], "Future[Any]"]
 
 JOBS = ("hyperjoule.report.load._frame:load_part",)
-"""Functions a worker runs besides the ``draw_*`` figures of :mod:`._figures`."""
+"""Functions a worker runs besides the ``draw_*`` figures of :mod:`.render._figure_draw`."""
 
 
 def find_job(name: str) -> Callable[..., Any]:
@@ -67,7 +67,7 @@ def find_job(name: str) -> Callable[..., Any]:
         module, _, attr = name.partition(":")
         func: Callable[..., Any] = getattr(importlib.import_module(module), attr)
         return func
-    draw = getattr(_figures, name, None)
+    draw = getattr(_figure_draw, name, None)
     if name.startswith("draw_") and callable(draw):
         found: Callable[..., Any] = draw
         return found
@@ -76,7 +76,7 @@ def find_job(name: str) -> Callable[..., Any]:
 
 def _job_name(func: Callable[..., Any]) -> str:
     short = str(func.__name__)
-    if getattr(_figures, short, None) is func:
+    if getattr(_figure_draw, short, None) is func:
         return short
     name = f"{func.__module__}:{short}"
     if name not in JOBS:
@@ -204,7 +204,8 @@ class FigurePool:
     def run(self, func: Callable[..., Any], /, **kwargs: Any) -> Future[Any]:
         """Run ``func(**kwargs)`` in a worker (inline without workers); its future result.
 
-        ``func`` must be a ``draw_*`` figure of :mod:`._figures` or listed in :data:`JOBS`.
+        ``func`` must be a ``draw_*`` figure of :mod:`.render._figure_draw` or listed in
+        :data:`JOBS`.
         """
         future: Future[Any] = Future()
         if not self._workers:

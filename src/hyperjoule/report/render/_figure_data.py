@@ -1,4 +1,4 @@
-"""The report's figures: data taken from the run table, drawn by :mod:`._figures`.
+"""The report's figures: data taken from the run table, drawn by :mod:`._figure_draw`.
 
 Each function here picks what to draw (sampling large studies at random with a fixed
 seed; every Pareto-front run is always drawn), hands the arrays to a :class:`FigurePool`
