@@ -99,6 +99,11 @@ def _targets_case(changes: dict[str, object], name: str = "epochs") -> Case:
     return make
 
 
+def _misplaced_metric_key(p: Project) -> Path:
+    p.write_targets({"toy": {**target_block(), "metric": {}}})
+    return p.write_study([DEFAULT])
+
+
 def _metric_case(spec: dict[str, object]) -> Case:
     def make(p: Project) -> Path:
         block = target_block()
@@ -126,6 +131,10 @@ TARGET_CASES: dict[str, tuple[Case, list[str]]] = {
     "unknown distribution": (
         _targets_case({"distribution": "normal"}),
         ["targets.toy.hyperparameters.epochs.distribution", "normal"],
+    ),
+    "metric (a prune key) for metrics in a target": (
+        _misplaced_metric_key,
+        ["targets.toy.metric", "not allowed here", "did you mean 'metrics'"],
     ),
     "unknown hyperparameter key": (
         _targets_case({"zero_prob": 0.3}),

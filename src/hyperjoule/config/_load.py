@@ -154,8 +154,12 @@ def _describe(error: Any, key: str | int | None) -> str:
     if kind == "extra_forbidden":
         places = [label for model, label in _PLACES.items() if key in model.model_fields]
         if places and len(places) <= 3:
-            # A real key in the wrong place: a spelling hint would suggest the key itself.
-            return f"'{key}' is not allowed here; it belongs only in {' or '.join(places)}"
+            # A real key in the wrong place: a spelling hint would suggest the key itself,
+            # but a near twin ('metric' for 'metrics') may be what was meant.
+            others = [k for k in _KNOWN_KEYS if k != key]
+            twin = difflib.get_close_matches(str(key), others, n=1, cutoff=0.85)
+            hint = f"; did you mean '{twin[0]}'?" if twin else ""
+            return f"'{key}' is not allowed here; it belongs only in {' or '.join(places)}{hint}"
         close = difflib.get_close_matches(str(key), _KNOWN_KEYS, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         return f"unknown key '{key}'{hint}; remove it or fix the spelling"
