@@ -609,3 +609,61 @@ def test_sigkill_in_the_first_second_of_an_attempt_still_counts_the_attempt(
         for pid in lab.training_pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _checkpointed_attempt(lab: Lab) -> int:
+    if not (lab.results / "hyperjoule.db").exists():
+        return 0
+    conn = sqlite3.connect(lab.results / "hyperjoule.db", timeout=30)
+    try:
+        row = conn.execute(
+            "SELECT max(json_extract(record_json, '$.checkpoint.attempt')) FROM runs "
+            "WHERE status = 'running'"
+        ).fetchone()
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()
+    return int(row[0] or 0)
+
+
+def test_sigkill_during_a_retry_keeps_both_attempts(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "lab", runs=1, seconds=60.0)
+    # The first attempt fails at once (a transient error), the retry runs long.
+    script = (lab.root / "train.py").read_text()
+    (lab.root / "train.py").write_text(
+        script.replace(
+            "a = p.parse_args()\n",
+            "a = p.parse_args()\nif os.environ['HYPERJOULE_ATTEMPT'] == '1':\n"
+            "    sum(range(3_000_000)); sys.exit('transient')\n",
+        )
+    )
+    study = lab.study(max_retries=1, retry_on=["failed"])
+    proc = lab.start(study)
+    try:
+        # The retry's checkpoints are stored: the run is `running` again meanwhile.
+        _wait_for(lambda: _checkpointed_attempt(lab) == 2)
+        _kill(proc)
+        _assert_no_orphans(lab)
+        (lab.root / "train.py").write_text(script)
+        targets = yaml.safe_load((lab.root / "targets.yaml").read_text())
+        targets["targets"]["job"]["hyperparameters"]["seconds"]["default"] = 0.05
+        (lab.root / "targets.yaml").write_text(yaml.safe_dump(targets))
+        rerun = lab.start(study)
+        _, err = rerun.communicate(timeout=60)
+        assert rerun.returncode == 0, err.decode()
+        with ResultsStore(lab.results, create=False) as store:
+            records = list(store.iter_runs(study="crash"))
+        (killed,) = [r for r in records if not r.status.finished]
+        (resumed,) = [r for r in records if r.status.finished]
+        assert resumed.status is RunStatus.SUCCEEDED  # the slot ran again on resume
+        assert killed.status is RunStatus.INTERRUPTED and killed.attempts == 2
+        assert [a["status"] for a in killed.attempt_log] == ["failed", "interrupted"]
+        assert killed.attempt_log[1]["partial"] is True
+        spent = [a["energy_total_j"] for a in killed.attempt_log]
+        assert all(e is not None and e > 0 for e in spent)
+        assert killed.attempts_energy.total_j == pytest.approx(sum(spent))
+    finally:
+        for pid in lab.training_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

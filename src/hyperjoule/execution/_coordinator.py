@@ -200,6 +200,7 @@ def run_slots(
                 recorder.attempt(flight.record, flight.task, result)
                 retry = _retry(flight, result, stop, builder)
                 if retry is not None:
+                    recorder.retrying(flight.record)
                     flight.task = retry
                     pending[submit(retry, flight.source, flight.spec)] = flight
                     continue

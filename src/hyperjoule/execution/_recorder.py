@@ -175,6 +175,16 @@ class Recorder:
                 provenance["devices"] = self._devices_of(gpus)
         self.store.update_run(record)
 
+    def retrying(self, record: RunRecord) -> None:
+        """Store the run as ``running`` again while its next attempt runs.
+
+        The attempt just folded in set the outcome it ended with (``failed``...); left
+        so, the next attempt's checkpoints would not be stored and a runner killed during
+        it would leave a ``failed`` slot that resume never runs, its energy lost.
+        """
+        record.status = RunStatus.RUNNING
+        self.store.update_run(record)
+
     def checkpoint(self, run_id: str, checkpoint: AttemptCheckpoint) -> None:
         """Store a running attempt's accounting so far (failures are logged, not raised)."""
         try:
