@@ -205,3 +205,26 @@ def test_documents_named_to_users_are_shipped() -> None:
 
     for name in ("export-schema.md", "legacy.md"):
         assert files("hyperjoule").joinpath("docs").joinpath(name).is_file()
+
+
+def test_empty_database_and_unknown_study(
+    results: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hyperjoule.storage import ResultsStore
+
+    ResultsStore(tmp_path / "empty").close()
+    assert main(["runs", "--results-dir", str(tmp_path / "empty")]) == 0
+    assert "0 runs" in capsys.readouterr().out
+    assert main(["runs", "--results-dir", results, "--study", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "nope" in err and "syn" in err
+
+
+def test_many_rows_read_whole_records_in_one_scan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    many = [record(i, hps={"epochs": i % 7}, energy=energy_block(float(i))) for i in range(300)]
+    results = str(store(tmp_path / "r", many))
+    assert main(["runs", "--results-dir", results, "--format", "json", "--sort", "-epochs"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data) == 300 and [r["hyperparameters"]["epochs"] for r in data[:2]] == [6, 6]

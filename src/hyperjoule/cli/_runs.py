@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from hyperjoule.records import RunRecord
+    from hyperjoule.storage import ResultsStore, RunFilter
 
 __all__ = ["RunsError", "parse_since", "register", "select_runs", "sort_column"]
 
@@ -175,44 +176,67 @@ def runs(
     ] = OutputFormat.table,
 ) -> None:
     """List recorded runs: filter, sort, limit; the mutated hyperparameters as columns."""
-    from hyperjoule.report import runs_frame
-    from hyperjoule.storage import ResultsStore
+    from hyperjoule.report import load_tables, runs_frame
+    from hyperjoule.storage import ResultsStore, RunFilter, count_stored_runs
 
     statuses = _split(status)
     _check_statuses(statuses)
-    since_at = parse_since(since) if since is not None else None
-    with ResultsStore(results_dir, create=False) as store:
-        records = list(
-            store.iter_runs(
-                study=study,
-                statuses=statuses,
-                targets=_split(target),
-                models=_split(model),
-                modes=_split(mode),
-                since=since_at,
-            )
-        )
-    frame = runs_frame(r.to_dict() for r in records).runs
+    chosen = RunFilter(
+        study=study,
+        statuses=statuses,
+        targets=_split(target),
+        models=_split(model),
+        modes=_split(mode),
+        since=parse_since(since) if since is not None else None,
+    )
+    # Opening the store checks (and migrates) the database, or says how to get one.
+    ResultsStore(results_dir, create=False).close()
+    if study is None and count_stored_runs(results_dir) == 0:
+        frame = runs_frame([]).runs  # nothing recorded yet: an empty listing, not an error
+    else:
+        # The flat table straight from SQLite (only the needed values of the kept runs);
+        # whole records are read only for the rows shown.
+        frame = load_tables(results_dir, study, runs=chosen).runs
     total = len(frame)
     frame = select_runs(frame, sort, descending=desc, limit=limit)
-    if fmt is OutputFormat.json:
-        by_id = {r.run_id: r for r in records}
-        chosen = [by_id[str(run_id)].to_dict() for run_id in frame["run_id"]]
-        json.dump(chosen, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
-    elif fmt is OutputFormat.csv:
+    if fmt is OutputFormat.csv:
         from hyperjoule.report import write_runs_stream
 
         write_runs_stream(_safe_frame(frame), sys.stdout, "csv")
+        return
+    with ResultsStore(results_dir, create=False) as store:
+        records = _records(store, [str(r) for r in frame["run_id"]], chosen)
+    if fmt is OutputFormat.json:
+        json.dump([r.to_dict() for r in records], sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
     else:
         from hyperjoule.cli._render_runs import print_runs_table
 
-        print_runs_table(_ordered(records, frame), total=total)
+        print_runs_table(records, total=total)
 
 
-def _ordered(records: list[RunRecord], frame: pd.DataFrame) -> list[RunRecord]:
-    by_id = {r.run_id: r for r in records}
-    return [by_id[str(run_id)] for run_id in frame["run_id"]]
+_BY_ID_MAX = 256
+"""Up to this many rows, whole records are read one by one; more, in one filtered scan."""
+
+
+def _records(store: ResultsStore, run_ids: list[str], chosen: RunFilter) -> list[RunRecord]:
+    """The whole records of ``run_ids``, in that order."""
+    if len(run_ids) <= _BY_ID_MAX:
+        found = {i: store.get_run(i) for i in run_ids}
+    else:
+        scan = store.iter_runs(
+            study=chosen.study,
+            statuses=chosen.statuses,
+            targets=chosen.targets,
+            models=chosen.models,
+            modes=chosen.modes,
+            since=chosen.since,
+        )
+        found = {r.run_id: r for r in scan}
+    missing = [i for i in run_ids if found.get(i) is None]
+    if missing:  # deleted between the two reads (another process)
+        raise RunsError(f"{store.path}: run {missing[0]} disappeared while reading; run again")
+    return [r for r in (found[i] for i in run_ids) if r is not None]
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from hyperjoule.storage._checkpoint import AttemptCheckpoint
 from hyperjoule.storage._db import ResultsStore
+from hyperjoule.storage._filter import RunFilter
 from hyperjoule.storage._layout import (
     RUN_JSON,
     new_run_id,
@@ -60,6 +61,7 @@ __all__ = [
     "AttemptCheckpoint",
     "RecordValues",
     "ResultsStore",
+    "RunFilter",
     "StudyBusyError",
     "StudyLock",
     "SummaryCsv",

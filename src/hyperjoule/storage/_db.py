@@ -21,6 +21,7 @@ from typing import Any
 from hyperjoule.errors import StorageError
 from hyperjoule.records import RunRecord, RunSpec, RunStatus
 from hyperjoule.storage._checkpoint import AttemptCheckpoint, apply_checkpoint
+from hyperjoule.storage._filter import RunFilter
 from hyperjoule.storage._layout import new_session_id, record_to_json, utc_timestamp
 from hyperjoule.storage._schema import (
     DB_FILENAME,
@@ -299,29 +300,20 @@ class ResultsStore:
             since: Only runs started at or after this ISO 8601 UTC timestamp (the form
                 :func:`~hyperjoule.storage.utc_timestamp` writes).
         """
-        where: list[str] = []
-        params: list[str] = []
-        for column, values in (
-            ("mode", modes),
-            ("status", statuses),
-            ("target", targets),
-            ("model", models),
-        ):
-            if values is not None:
-                where.append(f"{column} IN ({', '.join('?' for _ in values) or 'NULL'})")
-                params += list(values)
-        if since is not None:
-            where.append("started_at >= ?")
-            params.append(since)
-        if study is not None:
-            where.append("study = ?")
-            params.append(study)
+        where, params = RunFilter(
+            study=study,
+            statuses=statuses,
+            targets=targets,
+            models=models,
+            modes=modes,
+            since=since,
+        ).clauses()
         if session is not None:
             where.append("session = ?")
             params.append(session)
         if run_id_prefix is not None:
             where.append("substr(run_id, 1, ?) = ?")
-            params += [str(len(run_id_prefix)), run_id_prefix]
+            params += [len(run_id_prefix), run_id_prefix]
         sql = "SELECT run_id, record_json FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)

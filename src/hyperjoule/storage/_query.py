@@ -13,10 +13,12 @@ import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from hyperjoule.errors import StorageError
+from hyperjoule.storage._filter import RunFilter
 from hyperjoule.storage._schema import DB_FILENAME, connect_readonly
 
 __all__ = [
@@ -99,7 +101,7 @@ def count_stored_runs(results_dir: Path | str, study: str | None = None) -> int:
 
 
 def _query(
-    paths: Sequence[str], fields: Sequence[str], study: str | None, part: int, parts: int
+    paths: Sequence[str], fields: Sequence[str], runs: RunFilter, part: int, parts: int
 ) -> tuple[str, list[Any]]:
     inline = [f"$.attempt_log[{k}].{f}" for k in range(INLINE_ATTEMPTS) for f in fields]
     params: list[Any] = [*paths, *inline]
@@ -108,10 +110,8 @@ def _query(
         f"SELECT run_id, json_extract(record_json, {marks}), "
         "json_array_length(record_json, '$.attempt_log') FROM runs"
     )
-    where = []
-    if study is not None:
-        where.append("study = ?")
-        params.append(study)
+    where, filter_params = runs.clauses()
+    params += filter_params
     if parts > 1:
         where.append("rowid % ? = ?")
         params += [parts, part]
@@ -151,6 +151,7 @@ def read_record_values(
     study: str | None = None,
     part: int = 0,
     parts: int = 1,
+    runs: RunFilter | None = None,
 ) -> RecordValues:
     """Read the values at ``paths`` of the stored runs (of ``study``), oldest first.
 
@@ -159,6 +160,8 @@ def read_record_values(
         paths: JSON paths into each record (``$.energy.total_j``).
         attempt_fields: Fields of each ``attempt_log`` entry.
         study: Only runs of this study.
+        runs: Only the runs this filter keeps (its ``study`` is replaced by ``study``
+            when that is given).
         part: With ``parts`` > 1, only the runs whose row id modulo ``parts`` is ``part``
             (so several processes can share the work).
         parts: Into how many parts the runs are split.
@@ -174,7 +177,10 @@ def read_record_values(
     attempts: list[list[list[Any]]] = []
     base, width = len(paths), len(attempt_fields)
     try:
-        cursor = conn.execute(*_query(paths, attempt_fields, study, part, parts))
+        chosen = runs or RunFilter()
+        if study is not None:
+            chosen = replace(chosen, study=study)
+        cursor = conn.execute(*_query(paths, attempt_fields, chosen, part, parts))
         loads = json.loads
         long: list[tuple[int, str]] = []
         with no_gc():

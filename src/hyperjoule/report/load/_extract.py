@@ -19,7 +19,13 @@ from hyperjoule.report.load._schema import (
     LEADING_COLUMNS,
     POWER_COLUMNS,
 )
-from hyperjoule.storage import attempt_values, no_gc, read_record_values, stored_studies
+from hyperjoule.storage import (
+    RunFilter,
+    attempt_values,
+    no_gc,
+    read_record_values,
+    stored_studies,
+)
 
 __all__ = [
     "ATTEMPT_FIELDS",
@@ -95,7 +101,13 @@ def check_study(path: Path, study: str | None) -> None:
         )
 
 
-def from_database(path: Path, study: str | None, part: int = 0, parts: int = 1) -> Extracted:
+def from_database(
+    path: Path,
+    study: str | None,
+    part: int = 0,
+    parts: int = 1,
+    runs: RunFilter | None = None,
+) -> Extracted:
     """Extract the stored runs (of ``study``), oldest first, through ``storage``.
 
     Args:
@@ -103,11 +115,12 @@ def from_database(path: Path, study: str | None, part: int = 0, parts: int = 1) 
         study: Only runs of this study.
         part: With ``parts`` > 1, only the runs whose row id modulo ``parts`` is ``part``.
         parts: Into how many parts the runs are split.
+        runs: Only the runs this filter keeps.
 
     Raises:
         StorageError: The database cannot be read.
     """
     rows, attempts = read_record_values(
-        path, RECORD_PATHS, ATTEMPT_FIELDS, study=study, part=part, parts=parts
+        path, RECORD_PATHS, ATTEMPT_FIELDS, study=study, part=part, parts=parts, runs=runs
     )
     return rows, attempts

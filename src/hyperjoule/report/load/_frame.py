@@ -46,7 +46,7 @@ from hyperjoule.report.load._schema import (
     ordered_columns,
     typed_hp_series,
 )
-from hyperjoule.storage import count_stored_runs
+from hyperjoule.storage import RunFilter, count_stored_runs
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -299,9 +299,11 @@ def count_runs(results_dir: Path | str, study: str | None = None) -> int:
     return count_stored_runs(results_dir, study)
 
 
-def load_part(path: str, study: str | None, part: int, parts: int) -> RunTables:
+def load_part(
+    path: str, study: str | None, part: int, parts: int, runs: RunFilter | None = None
+) -> RunTables:
     """Read one part of the runs (row id modulo ``parts``); a job for report workers."""
-    return _tables(*from_database(Path(path), study, part, parts))
+    return _tables(*from_database(Path(path), study, part, parts, runs))
 
 
 def _merge(parts: list[RunTables]) -> RunTables:
@@ -333,7 +335,11 @@ def _merge(parts: list[RunTables]) -> RunTables:
 
 
 def load_tables(
-    results_dir: Path | str, study: str | None = None, *, pool: FigurePool | None = None
+    results_dir: Path | str,
+    study: str | None = None,
+    *,
+    pool: FigurePool | None = None,
+    runs: RunFilter | None = None,
 ) -> RunTables:
     """Read the runs (and their attempts) of a results directory, oldest first.
 
@@ -341,6 +347,7 @@ def load_tables(
         results_dir: The results directory.
         study: Only runs of this study; None: every study.
         pool: Worker processes to share the reading with (a third each with two).
+        runs: Only the runs this filter keeps (filtered in SQL; may leave none).
 
     Raises:
         StorageError: No database, no runs, or no runs of ``study``.
@@ -352,18 +359,21 @@ def load_tables(
     path = Path(results_dir) / DB_FILENAME
     check_study(path, study)
     if pool is None or pool.workers == 0:
-        tables = _tables(*from_database(path, study))
+        tables = _tables(*from_database(path, study, runs=runs))
     else:
         parts = pool.workers + 1
         futures = [
-            pool.run(load_part, path=str(path), study=study, part=k, parts=parts)
+            pool.run(load_part, path=str(path), study=study, part=k, parts=parts, runs=runs)
             for k in range(1, parts)
         ]
-        mine = load_part(str(path), study, 0, parts)
+        mine = load_part(str(path), study, 0, parts, runs)
         tables = _merge(
             [
                 mine,
-                *(_part_result(f, path, study, k, parts) for k, f in enumerate(futures, start=1)),
+                *(
+                    _part_result(f, path, study, k, parts, runs)
+                    for k, f in enumerate(futures, start=1)
+                ),
             ]
         )
     tables.database = path
@@ -372,7 +382,12 @@ def load_tables(
 
 
 def _part_result(
-    future: Future[Any], path: Path, study: str | None, part: int, parts: int
+    future: Future[Any],
+    path: Path,
+    study: str | None,
+    part: int,
+    parts: int,
+    runs: RunFilter | None = None,
 ) -> RunTables:
     from hyperjoule.report._pool import WorkerError
 
@@ -380,7 +395,7 @@ def _part_result(
         result: RunTables = future.result()
     except WorkerError as e:
         logger.warning("%s; reading that part in this process", e)
-        return load_part(str(path), study, part, parts)
+        return load_part(str(path), study, part, parts, runs)
     return result
 
 
