@@ -10,7 +10,8 @@ import pytest
 from hyperjoule.legacy import LEGACY_GPU_METHOD, import_legacy
 from hyperjoule.report import energy_to_target, load_attempts, load_runs, study_cost, write_report
 from hyperjoule.report.analysis._outliers import scale_outliers
-from hyperjoule.report.analysis._summary import auto_target_metric, group_labels
+from hyperjoule.report.analysis._summary import group_labels
+from hyperjoule.report.analysis._target import auto_target_metric
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "legacy" / "lab_results"
 

@@ -18,15 +18,12 @@ from hyperjoule.report.analysis._parallel import ParallelComparison, parallel_vs
 from hyperjoule.report.analysis._pareto import metric_direction, pareto_front, pareto_table
 from hyperjoule.report.analysis._sensitivity import SensitivityResult, sensitivity
 from hyperjoule.report.analysis._stats import Interval, mean_ci, spearman_ci
-from hyperjoule.report.analysis._summary import (
-    ReportError,
-    StudyCost,
+from hyperjoule.report.analysis._summary import ReportError, StudyCost, group_summary, study_cost
+from hyperjoule.report.analysis._target import (
     TargetMetric,
     auto_target_metric,
     energy_to_target,
-    group_summary,
     parse_target_metric,
-    study_cost,
 )
 from hyperjoule.report.load._frame import (
     ATTEMPT_COLUMNS,

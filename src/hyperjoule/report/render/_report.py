@@ -12,13 +12,8 @@ from typing import TYPE_CHECKING
 from hyperjoule.report._pool import FigurePool, default_workers
 from hyperjoule.report.analysis._search import SearchFront, search_fronts
 from hyperjoule.report.analysis._sensitivity import MIN_RUNS
-from hyperjoule.report.analysis._summary import (
-    TargetMetric,
-    analysed_metrics,
-    auto_target_metric,
-    group_labels,
-    parse_target_metric,
-)
+from hyperjoule.report.analysis._summary import analysed_metrics, group_labels
+from hyperjoule.report.analysis._target import TargetMetric, auto_target_metric, parse_target_metric
 from hyperjoule.report.load._frame import RunTables, count_runs, load_tables
 from hyperjoule.report.load._timeline import find_timeline, read_timeline
 from hyperjoule.report.render._export import write_atomically

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hyperjoule.report._pool import FigurePool
-from hyperjoule.report.analysis._summary import TargetMetric
+from hyperjoule.report.analysis._target import TargetMetric
 from hyperjoule.report.load._goals import MetricGoal, MetricGoals
 from hyperjoule.report.render._html import badge, esc
 

@@ -18,12 +18,11 @@ from hyperjoule.report.analysis._sensitivity import (
 )
 from hyperjoule.report.analysis._summary import (
     MAX_ANALYSED_METRICS,
-    TargetMetric,
-    energy_to_target,
     group_summary,
     method_mix,
     metrics_left_out,
 )
+from hyperjoule.report.analysis._target import TargetMetric, energy_to_target
 from hyperjoule.report.load._frame import HP_PREFIX, METRIC_PREFIX
 from hyperjoule.report.load._goals import MetricGoal
 from hyperjoule.report.render._figure_data import (
