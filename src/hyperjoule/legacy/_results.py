@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hyperjoule.config._yaml import read_config_text
 from hyperjoule.errors import ConfigError
 from hyperjoule.legacy._formats import (
     LegacyWarning,
@@ -372,12 +374,18 @@ def table_problem(path: Path) -> str | None:
             header = next(csv.reader(f), [])
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         return f"unreadable ({e})"
-    missing = [c for c in _CSV_REQUIRED if c not in header]
-    if "repository" not in header and "fg_repository" not in header:
-        missing.append("repository")
+    missing = _missing_columns(header)
     if missing:
         return f"not a results table (no {', '.join(missing)} column)"
     return None
+
+
+def _missing_columns(header: list[str]) -> list[str]:
+    """The columns every lab results table has that ``header`` lacks."""
+    missing = [c for c in _CSV_REQUIRED if c not in header]
+    if "repository" not in header and "fg_repository" not in header:
+        missing.append("repository")
+    return missing
 
 
 def read_csv(path: Path, warnings: list[LegacyWarning]) -> list[LegacyRun]:
@@ -387,18 +395,14 @@ def read_csv(path: Path, warnings: list[LegacyWarning]) -> list[LegacyRun]:
         ConfigError: The file is unreadable, lacks the expected columns, or a cell that
             must hold a number or a boolean does not.
     """
+    text = read_config_text(Path(path), "legacy results file").removeprefix("\ufeff")
     try:
-        with Path(path).open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            header = list(reader.fieldnames or [])
-            rows = list(reader)
-    except FileNotFoundError:
-        raise ConfigError(path, "", "legacy results file not found; check the path") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        header = list(reader.fieldnames or [])
+        rows = list(reader)
+    except csv.Error as e:
         raise ConfigError(path, "", f"cannot read legacy results: {e}") from None
-    missing = [c for c in _CSV_REQUIRED if c not in header]
-    if "repository" not in header and "fg_repository" not in header:
-        missing.append("repository")
+    missing = _missing_columns(header)
     if missing:
         raise ConfigError(
             path,
