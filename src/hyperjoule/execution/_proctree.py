@@ -201,14 +201,23 @@ def _has_token(pid: int, token: bytes) -> bool:
     return token in environ.split(b"\0")
 
 
-def _of_another_run(pid: int, marker: bytes) -> bool:
-    """True when ``pid`` carries a token of another run of this runner."""
+def _orphan_owner(pid: int, marker: bytes) -> str:
+    """Whose an orphan is, by its run token.
+
+    ``ours`` (this run's token), ``other`` (another run of this runner), or ``unknown``
+    (no token, or its environment is gone: exiting, a zombie).
+    """
     ours = f"{RUN_TOKEN_ENV}={RUNNER_TOKEN}.".encode()
     try:
         environ = (_PROC / str(pid) / "environ").read_bytes()
     except OSError:
-        return False
-    return any(e.startswith(ours) and e != marker for e in environ.split(b"\0"))
+        return "unknown"
+    entries = environ.split(b"\0")
+    if marker in entries:
+        return "ours"
+    if any(e.startswith(ours) for e in entries):
+        return "other"
+    return "unknown"
 
 
 @dataclass(frozen=True)
@@ -308,7 +317,8 @@ def end_leftovers(
         procs = _scan()
         with _launched_lock:
             skip = known | _launched | {me}
-        _claim(procs, claimed, pgid, marker, skip, me, my_sid)
+            others_in_flight = bool(_launched)
+        _claim(procs, claimed, pgid, marker, skip, me, my_sid, others_in_flight)
         for pid in claimed:
             info = procs.get(pid)
             if info is None:
@@ -344,6 +354,7 @@ def _claim(
     skip: set[int],
     me: int,
     my_sid: int,
+    others_in_flight: bool = False,
 ) -> None:
     for info in procs.values():
         if info.pid in claimed or info.pid in skip:
@@ -355,10 +366,13 @@ def _claim(
             how = "session"
         elif not info.zombie and _has_token(info.pid, marker):
             how = "run_token"
-        elif info.ppid == me and info.sid != my_sid and not _of_another_run(info.pid, marker):
-            # An orphan handed to us; not one carrying another run's token (--jobs runs
-            # several at once: their daemons are theirs to end).
-            how = "reparented"
+        elif info.ppid == me and info.sid != my_sid:
+            # An orphan handed to us. With other runs in flight (--jobs, backgrounds) it
+            # is ours only when its token says so; without a readable token it is left
+            # to the last run to end, so no run claims (and kills) another's daemon.
+            owner = _orphan_owner(info.pid, marker)
+            if owner == "ours" or (owner == "unknown" and not others_in_flight):
+                how = "reparented"
         if how is not None:
             claimed[info.pid] = how
     # Descendants of anything claimed, to a fixpoint (a daemon that also cleared its env).
