@@ -12,7 +12,7 @@ __all__ = ["TABLE_SOURCE", "GridIntensity", "grid_intensities", "lookup_region"]
 
 TABLE_SOURCE = (
     "Ember (Yearly Electricity Data) via Our World in Data, 'Carbon intensity of "
-    "electricity generation', CC BY 4.0; rounded to 10 g/kWh"
+    "electricity generation' (2023), CC BY 4.0"
 )
 """Where the bundled figures come from (also in the README), named in every estimate."""
 
