@@ -6,7 +6,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from conftest import Project
+from hyperjoule.cli import main
 
 
 def _python(code: str) -> subprocess.CompletedProcess[str]:
@@ -46,3 +49,13 @@ def test_without_ray_installed_the_ray_executor_says_how_to_install_it(project: 
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'hyperjoule[ray]'" in lines[0], done.stderr
     assert not (project.results / "hyperjoule.db").exists()  # nothing written
+
+
+def test_address_without_a_ray_executor_is_refused(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study = project.write_study([{"target": "toy", "model": "small"}])
+    args = ["run", str(study), "--results-dir", str(project.results), "--address", "auto"]
+    assert main(args) == 2
+    assert "--executor ray" in capsys.readouterr().err
+    assert not project.results.exists()

@@ -135,3 +135,33 @@ def test_sigkill_of_the_coordinator_leaves_no_training_process(
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_ctrl_c_stops_the_runs_on_every_node_and_records_them_measured(
+    two_nodes: RayCluster, project: Project
+) -> None:
+    _sleepy(project, 0.0, behaviour="hang")
+    study = project.write_study([{"target": "toy", "model": "small", "runs": 2}])
+    coordinator = _coordinator(project, study, two_nodes.address)
+    pids: list[int] = []
+    try:
+        pid_files = lambda: list(project.results.glob("s/*/*/pids.txt"))  # noqa: E731
+        _wait_until(lambda: len(pid_files()) == 2 and all(p.read_text() for p in pid_files()))
+        pids = [int(p) for f in pid_files() for p in f.read_text().split()]
+        coordinator.send_signal(signal.SIGINT)
+        _, stderr = coordinator.communicate(timeout=60)
+        assert coordinator.returncode == 130, stderr.decode()
+        assert not any(_alive(p) for p in pids)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            coordinator.kill()
+        coordinator.communicate()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    records = _records(project)
+    assert [r.status for r in records] == [RunStatus.INTERRUPTED] * 2
+    for record in records:
+        assert record.provenance["executor"]["kind"] == "ray"
+        # Stopped on its node and measured there: the energy came back with the result.
+        assert record.energy.components, record.error
