@@ -43,13 +43,17 @@ SCRIPT = textwrap.dedent(
     end = time.process_time() + a.busy_s
     while time.process_time() < end:  # CPU time, so an estimate meter has energy to count
         pass
+    daemon_file = os.path.join(os.environ["PIDS_DIR"], f"d{os.getpid()}.daemon")
     if a.daemon and os.fork() == 0:  # a daemon: double fork, setsid, outlives the script
         os.setsid()
         if os.fork() == 0:
-            with open(os.path.join(os.environ["PIDS_DIR"], f"d{os.getpid()}.daemon"), "w") as f:
+            with open(daemon_file + ".tmp", "w") as f:
                 f.write(str(os.getpid()))
+            os.rename(daemon_file + ".tmp", daemon_file)  # whole, or not there
             time.sleep(600)
         os._exit(0)
+    while a.daemon and not os.path.exists(daemon_file):  # on a loaded machine too
+        time.sleep(0.01)
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     with open(os.path.join(os.environ["PIDS_DIR"], f"{os.getpid()}.pids"), "w") as f:
         f.write(f"{os.getpid()} {worker.pid}")
