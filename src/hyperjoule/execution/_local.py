@@ -155,10 +155,11 @@ class LocalExecutor(Executor):
     def _place(self, task: RunTask) -> tuple[int, ...] | None | bool:
         """GPUs for ``task`` now (None: it needs none), or False when it must wait."""
         if task.gpus is not None:
-            managed = [g for g in task.gpus if g in self._gpus]
-            if any(g in self._busy_gpus for g in managed):
+            # GPUs named in the config are held like handed-out ones: two runs that name
+            # the same GPU never overlap, whatever --jobs says.
+            if any(g in self._busy_gpus for g in task.gpus):
                 return False
-            self._busy_gpus.update(managed)
+            self._busy_gpus.update(task.gpus)
             return task.gpus
         need = self._need(task)
         if need == 0:
