@@ -12,6 +12,7 @@ import pytest
 from hyperjoule.execution import Executor
 from hyperjoule.execution._ray import RayExecutor, RaySettings
 from hyperjoule.records import RunStatus
+from hyperjoule.storage import AttemptCheckpoint
 from hyperjoule.testing.executors import ExecutorContract, ExecutorFactory, make_task
 from ray_cluster import RayCluster
 
@@ -93,9 +94,12 @@ def test_a_node_dying_mid_run_interrupts_that_attempt_only(
     executor = _factory(two_nodes, tmp_path, None)(2, ())
     try:
         tasks = [make_task(tmp_path, sleep_s=60) for _ in range(2)]
-        futures = [executor.submit(t) for t in tasks]
-        for task in tasks:
-            _wait_for(Path(task.run_dir) / "pid")
+        checkpoints: dict[str, list[AttemptCheckpoint]] = {t.run_id: [] for t in tasks}
+        futures = [executor.submit(t, on_checkpoint=checkpoints[t.run_id].append) for t in tasks]
+        deadline = time.monotonic() + 60
+        while not all(checkpoints.values()):  # both attempts are measured so far
+            assert time.monotonic() < deadline, "no checkpoint came from the nodes"
+            time.sleep(0.1)
         doomed, survivor = two_nodes.node_id("node_b"), two_nodes.node_id("node_a")
         two_nodes.kill_node("node_b")
         done, _ = wait(futures, timeout=30, return_when=FIRST_COMPLETED)
@@ -104,6 +108,9 @@ def test_a_node_dying_mid_run_interrupts_that_attempt_only(
         assert dead.executor is not None and dead.executor.node_id == doomed
         assert dead.status is RunStatus.INTERRUPTED
         assert dead.reason is not None and "node died" in dead.reason
+        # Its figures are those of the last checkpoint that came back before the node died.
+        assert "last checkpoint" in dead.reason
+        assert dead.duration_s > 0 and dead.energy.components
         dead_task = next(t for t in tasks if t.run_id == dead.run_id)
         # Its training process dies with the node's worker (the watchdog: TERM, grace, KILL).
         pid = int((Path(dead_task.run_dir) / "pid").read_text())
@@ -120,3 +127,27 @@ def test_a_node_dying_mid_run_interrupts_that_attempt_only(
     assert result.executor is not None and result.executor.node_id == survivor
     assert result.status is RunStatus.INTERRUPTED  # stopped by the shutdown, measured
     assert result.energy.components
+
+
+def test_files_over_the_limit_stay_on_the_node_and_the_result_says_where(
+    two_nodes: RayCluster, tmp_path: Path
+) -> None:
+    settings = RaySettings(
+        address=two_nodes.address,
+        shared_results_dir=False,
+        staging_dir=str(tmp_path / "node-staging"),
+        max_file_bytes=16,  # the pid file travels, the log does not
+    )
+    executor = RayExecutor(settings, results_dir=tmp_path, allow_estimates=True)
+    try:
+        task = make_task(tmp_path)
+        result = executor.submit(task).result(timeout=60)
+    finally:
+        executor.shutdown()
+    assert result.status is RunStatus.SUCCEEDED and result.metrics == {"accuracy": 0.9}
+    assert result.executor is not None and result.executor.files_on_node is not None
+    on_node = Path(result.executor.files_on_node[result.log])
+    assert on_node.is_relative_to(tmp_path / "node-staging") and "accuracy" in on_node.read_text()
+    assert not (Path(task.run_dir) / result.log).exists()
+    assert (Path(task.run_dir) / "pid").is_file() and "pid" in result.files
+    assert result.executor.to_dict()["files_on_node"] == {result.log: str(on_node)}

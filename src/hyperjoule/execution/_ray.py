@@ -42,6 +42,7 @@ from hyperjoule.execution._ray_files import (
     unpack_run_dir,
 )
 from hyperjoule.execution._ray_node import (
+    NodeCheckpoint,
     NodeOptions,
     NodeOutcome,
     NodeProbe,
@@ -54,6 +55,7 @@ from hyperjoule.execution._result import AttemptResult, ExecutorInfo
 from hyperjoule.execution._task import RunTask
 from hyperjoule.execution._tracking import GroupTracker
 from hyperjoule.meters import Baseline, MeterConfig
+from hyperjoule.storage import AttemptCheckpoint
 
 __all__ = ["RayExecutor", "RaySettings", "create_ray_executor"]
 
@@ -101,7 +103,9 @@ class _InFlight:
     task: RunTask
     future: Future[AttemptResult]
     generator: Any
+    on_checkpoint: CheckpointSink | None = None
     info: ExecutorInfo | None = None
+    checkpoint: AttemptCheckpoint | None = None
     thread: threading.Thread | None = None
 
 
@@ -275,9 +279,10 @@ class RayExecutor(Executor):
     ) -> Future[AttemptResult]:
         """Start ``task`` as a Ray task; its future resolves when its files are back.
 
-        ``on_point`` and ``on_checkpoint`` are not called: intermediate points of a
-        remote attempt come back with its result (a search on Ray records them but
-        cannot prune live), and its accounting arrives when it ends.
+        ``on_checkpoint`` receives the checkpoints the node sends while the attempt runs
+        (the last one is what an attempt on a node that dies keeps). ``on_point`` is not
+        called: intermediate points of a remote attempt come back with its result (a
+        search on Ray records them but cannot prune live).
         """
         with self._lock:
             if self._closed:
@@ -306,7 +311,7 @@ class RayExecutor(Executor):
             if self._settings.resources:
                 options["resources"] = dict(self._settings.resources)
             generator = self._remote.options(**options).remote(task, self._options)
-            entry = _InFlight(task, future, generator)
+            entry = _InFlight(task, future, generator, on_checkpoint)
             key = f"{task.run_id}/{task.attempt}"
             self._in_flight[key] = entry
             entry.thread = threading.Thread(
@@ -321,12 +326,19 @@ class RayExecutor(Executor):
         exceptions = ray.exceptions
         task = entry.task
         try:
-            started = ray.get(next(entry.generator))
-            assert isinstance(started, NodeStarted)
-            entry.info = started.info
-            outcome = ray.get(next(entry.generator))
-            assert isinstance(outcome, NodeOutcome)
-            entry.future.set_result(self._land(task, outcome))
+            for ref in entry.generator:
+                report = ray.get(ref)
+                if isinstance(report, NodeStarted):
+                    entry.info = report.info
+                elif isinstance(report, NodeCheckpoint):
+                    entry.checkpoint = report.checkpoint
+                    if entry.on_checkpoint is not None:
+                        entry.on_checkpoint(report.checkpoint)
+                elif isinstance(report, NodeOutcome):
+                    # The task may still cool its node down: the result is final now.
+                    entry.future.set_result(self._land(task, report))
+                    return
+            raise RuntimeError("the task ended without a result")
         except exceptions.TaskCancelledError:
             if entry.info is None:
                 entry.future.cancel()
@@ -345,9 +357,7 @@ class RayExecutor(Executor):
             where = entry.info.host if entry.info is not None else "its node"
             logger.warning("attempt %s: %s on %s; recorded as interrupted", key, why, where)
             entry.future.set_result(
-                self._interrupted(
-                    entry, f"the Ray worker node died mid-run ({why}); its measurements were lost"
-                )
+                self._interrupted(entry, f"the Ray worker node died mid-run ({why})")
             )
         except BaseException as e:  # a bug or a broken node environment: say which
             entry.future.set_exception(
@@ -358,7 +368,26 @@ class RayExecutor(Executor):
                 self._in_flight.pop(key, None)
 
     def _interrupted(self, entry: _InFlight, reason: str) -> AttemptResult:
-        result = AttemptResult.interrupted(entry.task.run_id, entry.task.attempt, reason)
+        """An attempt whose result never came back: its last checkpoint's figures, if any."""
+        checkpoint = entry.checkpoint
+        if checkpoint is None:
+            result = AttemptResult.interrupted(
+                entry.task.run_id, entry.task.attempt, f"{reason}; no measurement came back"
+            )
+        else:
+            result = AttemptResult.interrupted(
+                entry.task.run_id,
+                entry.task.attempt,
+                f"{reason}; figures up to its last checkpoint ({checkpoint.at})",
+            )
+            result = replace(
+                result,
+                started_at=checkpoint.started_at,
+                ended_at=checkpoint.at,
+                duration_s=checkpoint.duration_s,
+                cpu_time_s=checkpoint.cpu_time_s,
+                energy=checkpoint.energy,
+            )
         return replace(result, executor=entry.info or ExecutorInfo("ray", "", ""))
 
     def _land(self, task: RunTask, outcome: NodeOutcome) -> AttemptResult:

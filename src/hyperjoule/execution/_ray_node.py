@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -45,8 +46,10 @@ from hyperjoule.execution._reaper import GroupReaper
 from hyperjoule.execution._result import AttemptResult, ExecutorInfo
 from hyperjoule.execution._task import RunTask
 from hyperjoule.meters import MeterConfig
+from hyperjoule.storage import AttemptCheckpoint
 
 __all__ = [
+    "NodeCheckpoint",
     "NodeOptions",
     "NodeOutcome",
     "NodeProbe",
@@ -99,6 +102,13 @@ class NodeStarted:
 
     info: ExecutorInfo
     in_place: bool
+
+
+@dataclass(frozen=True)
+class NodeCheckpoint:
+    """Yielded while the attempt runs: its duration, CPU time and energy so far."""
+
+    checkpoint: AttemptCheckpoint
 
 
 @dataclass
@@ -164,7 +174,11 @@ def request_stop(run_id: str, attempt: int) -> None:
 
 
 def run_attempt_on_node(task: RunTask, options: NodeOptions) -> Iterator[object]:
-    """Run one attempt here; yield :class:`NodeStarted`, then :class:`NodeOutcome`."""
+    """Run one attempt here.
+
+    Yields :class:`NodeStarted`, a :class:`NodeCheckpoint` every few seconds while the
+    attempt runs, then :class:`NodeOutcome`.
+    """
     node_id, gpu_ids = _ray_context()
     in_place = _sees_marker(options)
     if options.require_shared and not in_place:
@@ -187,6 +201,8 @@ def run_attempt_on_node(task: RunTask, options: NodeOptions) -> Iterator[object]
 
     stop = threading.Event()
     box: list[AttemptResult | BaseException] = []
+    # Checkpoints arrive on the attempt's thread; this generator yields them.
+    checkpoints: queue.SimpleQueue[AttemptCheckpoint] = queue.SimpleQueue()
     stop_path = stop_file(task.run_id, task.attempt)
     devices = NodeDevices(options.meter_config)
     # Detached: Ray kills a worker's child processes when it ends the worker.
@@ -201,7 +217,15 @@ def run_attempt_on_node(task: RunTask, options: NodeOptions) -> Iterator[object]
                 # Ray workers block SIGINT; the training process must not inherit that.
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
                 try:
-                    box.append(execute(node_task, devices, stop=stop, tracker=reaper))
+                    box.append(
+                        execute(
+                            node_task,
+                            devices,
+                            stop=stop,
+                            tracker=reaper,
+                            on_checkpoint=checkpoints.put,
+                        )
+                    )
                 except BaseException as e:  # handed to the task thread, raised there
                     box.append(e)
 
@@ -212,6 +236,8 @@ def run_attempt_on_node(task: RunTask, options: NodeOptions) -> Iterator[object]
                     worker.join(_STOP_POLL_S)
                     if not stop.is_set() and stop_path.exists():
                         stop.set()
+                    while not checkpoints.empty():
+                        yield NodeCheckpoint(checkpoints.get())
             except KeyboardInterrupt:
                 stop.set()  # Ray's cancel: stop the process group, keep the measurement
                 worker.join()
