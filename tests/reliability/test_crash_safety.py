@@ -568,11 +568,12 @@ def test_daemons_with_two_runs_in_flight_are_each_reported_by_their_own_run(
         with ResultsStore(lab.results, create=False) as store:
             records = list(store.iter_runs(study="daemons"))
         daemons = {int(p.read_text()) for p in lab.pids.glob("*.daemon")}
-        assert len(records) == 2 and len(daemons) == 2
+        escaped = [r.escaped_processes for r in records]
+        assert len(records) == 2 and len(daemons) == 2, (daemons, escaped)
         reported = [[e["pid"] for e in r.escaped_processes] for r in records]
         # Each run reports exactly its own daemon: none is lost, none is claimed twice.
-        assert all(len(pids) == 1 for pids in reported), reported
-        assert {pids[0] for pids in reported} == daemons
+        assert all(len(pids) == 1 for pids in reported), (daemons, escaped)
+        assert {pids[0] for pids in reported} == daemons, (daemons, escaped)
         # kill -9 of the runner with both runs (and their daemons) alive: none survives.
         for path in lab.pids.iterdir():
             path.unlink()
