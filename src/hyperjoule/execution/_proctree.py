@@ -62,6 +62,10 @@ _PR_GET_CHILD_SUBREAPER = 37
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _counter = itertools.count(1)
 _launched: set[int] = set()
+# Leftovers being ended, by the marker of the run that claimed them. Two runs ending at
+# the same moment would otherwise both claim a daemon whose environment has turned
+# unreadable (it is exiting after the first run's SIGTERM), and both would report it.
+_claims: dict[int, bytes] = {}
 _launched_lock = threading.Lock()
 
 
@@ -313,37 +317,45 @@ def end_leftovers(
     reaped: dict[int, float] = {}
     term_at: float | None = None
     deadline = time.monotonic() + grace_s + settle_s
-    while True:
-        procs = _scan()
+    try:
+        while True:
+            procs = _scan()
+            with _launched_lock:
+                taken = {pid for pid, owner in _claims.items() if owner != marker}
+                skip = known | _launched | {me} | taken
+                _claim(procs, claimed, pgid, marker, skip, me, my_sid, bool(_launched))
+                for pid in claimed:
+                    _claims.setdefault(pid, marker)
+            for pid in claimed:
+                info = procs.get(pid)
+                if info is None:
+                    continue
+                names.setdefault(pid, info.name)
+                if not info.zombie:
+                    # Seen alive after the run's process ended: it outlived its run.
+                    last[pid] = info
+                    alive_first.add(pid)
+            _reap(claimed, procs, me, reaped)
+            alive = [p for p in claimed if p in procs and not procs[p].zombie and p not in reaped]
+            ours = [p for p in claimed if p in procs and procs[p].ppid == me and p not in reaped]
+            if not alive and not ours:
+                break
+            now = time.monotonic()
+            if alive and term_at is None:
+                term_at = now
+                _signal_all(alive, signal.SIGTERM)
+            elif alive and term_at is not None and now - term_at >= grace_s:
+                _signal_all(alive, signal.SIGKILL)
+            if now > deadline:
+                logger.warning("processes %s left by run group %d did not go away", alive, pgid)
+                break
+            time.sleep(0.05)
+        return _summarise(claimed, alive_first, names, last, reaped)
+    finally:
         with _launched_lock:
-            skip = known | _launched | {me}
-            others_in_flight = bool(_launched)
-        _claim(procs, claimed, pgid, marker, skip, me, my_sid, others_in_flight)
-        for pid in claimed:
-            info = procs.get(pid)
-            if info is None:
-                continue
-            names.setdefault(pid, info.name)
-            if not info.zombie:
-                # Seen alive after the run's process ended: it outlived its run.
-                last[pid] = info
-                alive_first.add(pid)
-        _reap(claimed, procs, me, reaped)
-        alive = [p for p in claimed if p in procs and not procs[p].zombie and p not in reaped]
-        ours = [p for p in claimed if p in procs and procs[p].ppid == me and p not in reaped]
-        if not alive and not ours:
-            break
-        now = time.monotonic()
-        if alive and term_at is None:
-            term_at = now
-            _signal_all(alive, signal.SIGTERM)
-        elif alive and term_at is not None and now - term_at >= grace_s:
-            _signal_all(alive, signal.SIGKILL)
-        if now > deadline:
-            logger.warning("processes %s left by run group %d did not go away", alive, pgid)
-            break
-        time.sleep(0.05)
-    return _summarise(claimed, alive_first, names, last, reaped)
+            for pid in claimed:
+                if _claims.get(pid) == marker:
+                    del _claims[pid]
 
 
 def _claim(
