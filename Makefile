@@ -1,5 +1,5 @@
-# One entry point for set-up, demo, tests and checks; CI (.ci/run) calls `make check`
-# (lint, typecheck, test).
+# One entry point for set-up, demo, tests and checks; CI (.ci/run) runs `make lint
+# typecheck` and then `make test`, the README's test command.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
