@@ -2,7 +2,8 @@
 
 Six ~1 s runs of a small script: (a) run in a plain loop with subprocess, (b) run as a
 study with ``hyperjoule run`` (CLI start-up included). Prints both wall times and the
-ratio (goal: <= 1.15, issue 15). Usage: ``python benchmarks/bench_overhead.py [--runs 6] [--sleep 1]``.
+ratio (goal: <= 1.15, issue 15).
+Usage: ``python benchmarks/bench_overhead.py [--runs 6] [--sleep 1]``.
 """
 
 from __future__ import annotations
