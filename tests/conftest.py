@@ -91,6 +91,8 @@ def target_block(behaviour: str = "ok", **extra: object) -> dict[str, object]:
 class Project:
     """A directory with the stand-in script, a targets file and studies."""
 
+    seed = 7  # the studies' plan seed
+
     def __init__(self, root: Path) -> None:
         self.root = root
         (root / "code").mkdir(parents=True, exist_ok=True)
@@ -110,7 +112,7 @@ class Project:
         data: dict[str, object] = {
             "name": name,
             "targets": "targets.yaml",
-            "seed": 7,
+            "seed": self.seed,
             "allow_estimates": True,
         }
         data.update(top)

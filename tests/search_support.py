@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
+from conftest import Project
 
 SCRIPT = Path(__file__).parent / "fixtures" / "search" / "synthetic_train.py"
 
@@ -55,8 +55,10 @@ def synthetic_target(**extra: Any) -> dict[str, Any]:
     return block
 
 
-class SearchProject:
+class SearchProject(Project):
     """A directory with the synthetic target, its targets file and studies."""
+
+    seed = 3
 
     def __init__(self, root: Path, **target_extra: Any) -> None:
         self.root = root
@@ -64,24 +66,6 @@ class SearchProject:
         shutil.copy(SCRIPT, root / "code" / SCRIPT.name)
         self.results = root / "results"
         self.write_targets({"synth": synthetic_target(**target_extra)})
-
-    def write_targets(self, targets: dict[str, Any]) -> Path:
-        path = self.root / "targets.yaml"
-        path.write_text(yaml.safe_dump({"targets": targets}, sort_keys=False))
-        return path
-
-    def write_study(self, experiments: list[dict[str, Any]], name: str = "s", **top: Any) -> Path:
-        data: dict[str, Any] = {
-            "name": name,
-            "targets": "targets.yaml",
-            "seed": 3,
-            "allow_estimates": True,
-        }
-        data.update(top)
-        data["experiments"] = experiments
-        path = self.root / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-        return path
 
 
 def search_experiment(**extra: Any) -> dict[str, Any]:

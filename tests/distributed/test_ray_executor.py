@@ -13,25 +13,16 @@ from hyperjoule.execution import Executor
 from hyperjoule.execution._ray import RayExecutor, RaySettings
 from hyperjoule.records import RunStatus
 from hyperjoule.storage import AttemptCheckpoint
-from hyperjoule.testing.executors import ExecutorContract, ExecutorFactory, make_task
+from hyperjoule.testing.executors import (
+    ExecutorContract,
+    ExecutorFactory,
+    make_task,
+    process_alive,
+    wait_for_path,
+)
 from ray_cluster import RayCluster
 
 pytestmark = pytest.mark.slow
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _wait_for(path: Path, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
 
 
 def _factory(
@@ -76,8 +67,9 @@ class TestRayExecutorReturnedFiles(ExecutorContract):
         futures = [executor.submit(t) for t in running]
         late = executor.submit(queued)
         for task in running:
-            _wait_for(
-                tmp_path / "node-staging" / "hyperjoule-ray" / task.study / task.run_id / "pid"
+            wait_for_path(
+                tmp_path / "node-staging" / "hyperjoule-ray" / task.study / task.run_id / "pid",
+                timeout_s=60.0,
             )
         executor.shutdown(cancel=True)
         assert late.cancelled() or late.result(timeout=1).status is RunStatus.INTERRUPTED
@@ -85,7 +77,7 @@ class TestRayExecutorReturnedFiles(ExecutorContract):
             result = future.result(timeout=30)
             assert result.status is RunStatus.INTERRUPTED
             # The interrupted attempt's files came back, its process is gone.
-            assert not _alive(int((Path(task.run_dir) / "pid").read_text()))
+            assert not process_alive(int((Path(task.run_dir) / "pid").read_text()))
 
 
 def test_a_node_dying_mid_run_interrupts_that_attempt_only(
@@ -115,7 +107,7 @@ def test_a_node_dying_mid_run_interrupts_that_attempt_only(
         # Its training process dies with the node's worker (the watchdog: TERM, grace, KILL).
         pid = int((Path(dead_task.run_dir) / "pid").read_text())
         deadline = time.monotonic() + 20
-        while _alive(pid):
+        while process_alive(pid):
             assert time.monotonic() < deadline, f"training process {pid} outlived its node"
             time.sleep(0.1)
         # The other node goes on running its attempt.

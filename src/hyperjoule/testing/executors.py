@@ -35,7 +35,13 @@ from hyperjoule.errors import ExecutorError
 from hyperjoule.execution import AttemptResult, Executor, MetricRule, RunTask
 from hyperjoule.records import RunStatus
 
-__all__ = ["ExecutorContract", "ExecutorFactory", "make_task"]
+__all__ = [
+    "ExecutorContract",
+    "ExecutorFactory",
+    "make_task",
+    "process_alive",
+    "wait_for_path",
+]
 
 ExecutorFactory = Callable[[int, Sequence[int]], Executor]
 
@@ -121,7 +127,8 @@ def _max_overlap(base: Path) -> int:
     return peak
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is running (a zombie is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -136,7 +143,8 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_for(path: Path, timeout_s: float = 20.0) -> None:
+def wait_for_path(path: Path, timeout_s: float = 20.0) -> None:
+    """Wait until ``path`` exists; AssertionError after ``timeout_s`` seconds."""
     deadline = time.monotonic() + timeout_s
     while not path.exists():
         if time.monotonic() > deadline:
@@ -201,7 +209,7 @@ class ExecutorContract:
         task = make_task(tmp_path, sleep_s=30, timeout_s=0.5)
         result = make(1, ()).submit(task).result(timeout=60)
         assert result.status is RunStatus.TIMEOUT
-        assert not _alive(int((Path(task.run_dir) / "pid").read_text()))
+        assert not process_alive(int((Path(task.run_dir) / "pid").read_text()))
 
     def test_capacity_is_respected_and_used(self, make: ExecutorFactory, tmp_path: Path) -> None:
         """Exactly ``capacity`` attempts overlap."""
@@ -253,7 +261,7 @@ class ExecutorContract:
         futures = [executor.submit(t) for t in running]
         late = executor.submit(queued)
         for task in running:
-            _wait_for(Path(task.run_dir) / "pid")
+            wait_for_path(Path(task.run_dir) / "pid")
         started = time.monotonic()
         executor.shutdown(cancel=True)
         assert time.monotonic() - started < 30
@@ -262,7 +270,7 @@ class ExecutorContract:
         assert len(done) == 2
         for future, task in zip(futures, running, strict=True):
             assert future.result().status is RunStatus.INTERRUPTED
-            assert not _alive(int((Path(task.run_dir) / "pid").read_text()))
+            assert not process_alive(int((Path(task.run_dir) / "pid").read_text()))
         with pytest.raises(RuntimeError):
             executor.submit(make_task(tmp_path))
 
