@@ -16,33 +16,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-SCRIPT = textwrap.dedent(
-    """
-    import argparse, time
-    p = argparse.ArgumentParser()
-    p.add_argument("--seconds", type=float, required=True)
-    p.add_argument("--seed", type=int, required=True)
-    a = p.parse_args()
-    end = time.process_time() + a.seconds
-    while time.process_time() < end:   # ~seconds of CPU on one thread, like training
-        pass
-    print(f"Final test_accuracy={0.9 + a.seed * 1e-4}")
-    """
-)
-
-
-def _study(root: Path, name: str, runs: int) -> Path:
-    path = root / f"{name}.yaml"
-    path.write_text(
-        f"name: {name}\ntargets: targets.yaml\nseed: 1\nallow_estimates: true\n"
-        f"experiments:\n  - {{target: busy, mode: mutation, mutate: [seed], runs: {runs}}}\n"
-    )
-    return path
+from _busy import write_busy_project, write_seed_study
 
 
 def _run(root: Path, study: Path, jobs: int) -> float:
@@ -81,23 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="hj-bench-jobs-"))
     try:
-        (root / "train.py").write_text(SCRIPT)
-        (root / "targets.yaml").write_text(
-            textwrap.dedent(
-                f"""
-                targets:
-                  busy:
-                    command: ["{{python}}", "train.py"]
-                    env: {{OMP_NUM_THREADS: "1"}}
-                    hyperparameters:
-                      seconds: {{flag: --seconds, type: float, default: {args.seconds}}}
-                      seed: {{flag: --seed, type: int, default: 1, range: [0, 9999]}}
-                    metrics:
-                      test_accuracy: {{regex: 'Final test_accuracy=([0-9.]+)'}}
-                    required_metrics: [test_accuracy]
-                """
-            )
-        )
+        write_busy_project(root, args.seconds, cpu_time=True)
         serial: list[float] = []
         parallel: list[float] = []
         bare_serial: list[float] = []
@@ -106,9 +68,9 @@ def main() -> None:
         for rep in range(args.repeat):
             loads.append(f"{os.getloadavg()[0]:.1f}")
             bare_serial.append(_bare(root, args.runs, args.seconds, 1))
-            serial.append(_run(root, _study(root, f"serial{rep}", args.runs), 1))
+            serial.append(_run(root, write_seed_study(root, f"serial{rep}", args.runs), 1))
             bare_parallel.append(_bare(root, args.runs, args.seconds, args.jobs))
-            parallel.append(_run(root, _study(root, f"par{rep}", args.runs), args.jobs))
+            parallel.append(_run(root, write_seed_study(root, f"par{rep}", args.runs), args.jobs))
         one, many = min(serial), min(parallel)
         bare_one, bare_many = min(bare_serial), min(bare_parallel)
         print(

@@ -13,23 +13,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
-SCRIPT = textwrap.dedent(
-    """
-    import argparse, time
-    p = argparse.ArgumentParser()
-    p.add_argument("--seconds", type=float, required=True)
-    p.add_argument("--seed", type=int, required=True)
-    a = p.parse_args()
-    end = time.perf_counter() + a.seconds
-    while time.perf_counter() < end:   # busy, like training
-        pass
-    print(f"Final test_accuracy={0.9 + a.seed * 1e-4}")
-    """
-)
+from _busy import write_busy_project, write_seed_study
 
 
 def main() -> None:
@@ -40,32 +27,12 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="hj-bench-"))
     try:
-        (root / "train.py").write_text(SCRIPT)
-        (root / "targets.yaml").write_text(
-            textwrap.dedent(
-                f"""
-                targets:
-                  busy:
-                    command: ["{{python}}", "train.py"]
-                    hyperparameters:
-                      seconds: {{flag: --seconds, type: float, default: {args.seconds}}}
-                      seed: {{flag: --seed, type: int, default: 1, range: [0, 9999]}}
-                    metrics:
-                      test_accuracy: {{regex: 'Final test_accuracy=([0-9.]+)'}}
-                    required_metrics: [test_accuracy]
-                """
-            )
-        )
+        write_busy_project(root, args.seconds)
         bare_s: list[float] = []
         tool_s: list[float] = []
         hyperjoule = [sys.executable, "-m", "hyperjoule"]
         for rep in range(args.repeat):
-            study = root / f"study{rep}.yaml"
-            study.write_text(
-                f"name: bench{rep}\ntargets: targets.yaml\nseed: {rep}\nallow_estimates: true\n"
-                f"experiments:\n  - {{target: busy, mode: mutation, mutate: [seed], "
-                f"runs: {args.runs}}}\n"
-            )
+            study = write_seed_study(root, f"bench{rep}", args.runs, seed=rep)
             start = time.perf_counter()
             for seed in range(args.runs):
                 subprocess.run(

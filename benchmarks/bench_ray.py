@@ -19,58 +19,20 @@ import argparse
 import os
 import shutil
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
+
+from _busy import write_busy_project, write_seed_study
 
 from hyperjoule.config import ExecutorConfig, load_study
 from hyperjoule.execution import run_study
 from hyperjoule.records import RunStatus
 
-SCRIPT = textwrap.dedent(
-    """
-    import argparse, time
-    p = argparse.ArgumentParser()
-    p.add_argument("--seconds", type=float, required=True)
-    p.add_argument("--seed", type=int, required=True)
-    a = p.parse_args()
-    end = time.perf_counter() + a.seconds
-    while time.perf_counter() < end:   # one busy thread, like a small training loop
-        pass
-    print(f"Final test_accuracy={0.9 + a.seed * 1e-4}")
-    """
-)
-
-
-def _study(root: Path, name: str, runs: int, seconds: float) -> Path:
-    (root / "train.py").write_text(SCRIPT)
-    (root / "targets.yaml").write_text(
-        textwrap.dedent(
-            f"""
-            targets:
-              busy:
-                command: ["{{python}}", "train.py"]
-                env: {{OMP_NUM_THREADS: "1"}}
-                hyperparameters:
-                  seconds: {{flag: --seconds, type: float, default: {seconds}}}
-                  seed: {{flag: --seed, type: int, default: 1, range: [0, 99999]}}
-                metrics:
-                  test_accuracy: {{regex: 'Final test_accuracy=([0-9.]+)'}}
-                required_metrics: [test_accuracy]
-            """
-        )
-    )
-    path = root / f"{name}.yaml"
-    path.write_text(
-        f"name: {name}\ntargets: targets.yaml\nseed: 1\nallow_estimates: true\n"
-        f"experiments:\n  - {{target: busy, mode: mutation, mutate: [seed], runs: {runs}}}\n"
-    )
-    return path
-
 
 def _run(root: Path, name: str, runs: int, seconds: float, executor: ExecutorConfig) -> Any:
-    study = _study(root, name, runs, seconds)
+    write_busy_project(root, seconds)
+    study = write_seed_study(root, name, runs)
     start = time.perf_counter()
     result = run_study(load_study(study), root / "results", executor=executor)
     wall_s = time.perf_counter() - start
